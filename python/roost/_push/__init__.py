@@ -1,0 +1,1 @@
+"""The push engine: scan, plan, check, upload, publish (``client.roosts.push``)."""

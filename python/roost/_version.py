@@ -1,0 +1,2 @@
+SDK_VERSION = "1.0.0rc0"
+__version__ = SDK_VERSION
