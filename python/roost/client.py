@@ -306,16 +306,17 @@ class RoostClient:
             headers=headers,
         )
         data = _decode_body(response)
+        error = api_error_from_response(response, data) if response.status_code >= 400 else None
         logger.debug(
             "%s %s -> %s (attempt %d, request id %s)",
             method,
             response.request.url,
             response.status_code,
             attempt + 1,
-            response.headers.get("x-request-id"),
+            error.request_id if error is not None else response.headers.get("x-request-id"),
         )
-        if response.status_code >= 400:
-            raise api_error_from_response(response, data)
+        if error is not None:
+            raise error
         return ApiResponse(
             status=response.status_code,
             data=data,
