@@ -17,6 +17,14 @@ from ._errors import (
 from ._roost import Roost
 from ._version import SDK_VERSION, __version__
 from ._wire import MalformedResponseError
+from .chunker import (
+    CHUNK_SIZE_BYTES,
+    ChunkDescriptor,
+    ChunkedFileEntry,
+    ChunkProgressEvent,
+    DiscoverProgress,
+    HashProgress,
+)
 from .client import (
     DEFAULT_API_URL,
     DEFAULT_ROOST_VERSION,
@@ -35,7 +43,46 @@ from .resources.account import (
     ApiVersionResponse,
     WhoamiResponse,
 )
+from .resources.chat import Chat, ConversationSummary
+from .resources.chunks import Chunks
+from .resources.deployments import Deployments
+from .resources.installer import Installer, InstallerVersion
+from .resources.installer_deployments import (
+    InstallerDeploymentDetail,
+    InstallerDeployments,
+    InstallerDeploymentSummary,
+    InstallerDeploymentTarget,
+)
+from .resources.keys import Keys
+from .resources.machines import (
+    CommandStatus,
+    CommandType,
+    MachineDeployment,
+    MachineDetail,
+    Machines,
+    MachineSummary,
+)
+from .resources.members import AddRole, Member, Members, PerSiteRole
+from .resources.processes import ControlVerb, Processes, ProcessRecord, ScheduleMode
+from .resources.quotas import QuotaHistoryDay, Quotas, QuotaSnapshot
+from .resources.roosts import (
+    DeployOptions,
+    DeployResult,
+    PushOptions,
+    PushProgressEvent,
+    PushResult,
+    PushStats,
+    RollbackOptions,
+    RollbackResult,
+    RoostDetail,
+    Roosts,
+    RoostSummary,
+    VersionSummary,
+)
 from .resources.sites import Site, Sites
+from .resources.users import PlatformUser, PromoteRole, Users
+from .resources.versions import Versions
+from .resources.webhooks import Webhooks, WebhookSubscription
 from .signature import (
     DEFAULT_REPLAY_TOLERANCE_SECONDS,
     VerifyReason,
@@ -46,6 +93,7 @@ from .signature import (
 )
 
 __all__ = [
+    "CHUNK_SIZE_BYTES",
     "DEFAULT_API_URL",
     "DEFAULT_REPLAY_TOLERANCE_SECONDS",
     "DEFAULT_ROOST_VERSION",
@@ -53,32 +101,83 @@ __all__ = [
     "Account",
     "AccountApiKeys",
     "AccountKeyContext",
+    "AddRole",
     "ApiKeyRecord",
     "ApiKeyScope",
     "ApiResponse",
     "ApiVersionResponse",
     "AuthenticationError",
     "BadRequestError",
+    "Chat",
+    "ChunkDescriptor",
+    "ChunkProgressEvent",
     "ChunkSourceChangedError",
     "ChunkUploadError",
+    "ChunkedFileEntry",
+    "Chunks",
+    "CommandStatus",
+    "CommandType",
     "ConflictError",
+    "ControlVerb",
+    "ConversationSummary",
+    "DeployOptions",
+    "DeployResult",
+    "Deployments",
+    "DiscoverProgress",
     "Environment",
+    "HashProgress",
     "HttpMethod",
+    "Installer",
+    "InstallerDeploymentDetail",
+    "InstallerDeploymentSummary",
+    "InstallerDeploymentTarget",
+    "InstallerDeployments",
+    "InstallerVersion",
     "InternalServerError",
+    "Keys",
+    "MachineDeployment",
+    "MachineDetail",
+    "MachineSummary",
+    "Machines",
     "MalformedResponseError",
+    "Member",
+    "Members",
     "NotFoundError",
+    "PerSiteRole",
     "PermissionDeniedError",
+    "PlatformUser",
     "PreconditionFailedError",
+    "ProcessRecord",
+    "Processes",
+    "PromoteRole",
+    "PushOptions",
+    "PushProgressEvent",
+    "PushResult",
+    "PushStats",
+    "QuotaHistoryDay",
+    "QuotaSnapshot",
+    "Quotas",
     "RateLimitError",
     "RetryPolicy",
+    "RollbackOptions",
+    "RollbackResult",
     "Roost",
     "RoostApiError",
     "RoostClient",
+    "RoostDetail",
+    "RoostSummary",
+    "Roosts",
+    "ScheduleMode",
     "Site",
     "Sites",
     "UnprocessableEntityError",
+    "Users",
     "VerifyReason",
     "VerifySignatureResult",
+    "VersionSummary",
+    "Versions",
+    "WebhookSubscription",
+    "Webhooks",
     "WhoamiResponse",
     "__version__",
     "is_signature_valid",

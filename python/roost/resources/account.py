@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -9,14 +10,15 @@ from .._wire import (
     api_path,
     as_bool,
     as_dict,
-    as_list,
     as_opt_int,
     as_opt_str,
     as_str,
     as_str_list,
     expect_object,
 )
+from ..client import RoostClient
 from ._base import Resource
+from ._common import add_id_alias, expect_row, parse_rows, require_id, require_row_id
 
 __all__ = [
     "Account",
@@ -157,11 +159,11 @@ class ApiKeyRecord:
     retired: bool = False
 
     @classmethod
-    def from_payload(cls, data: Any) -> ApiKeyRecord:
-        raw = data if isinstance(data, dict) else {}
+    def from_payload(cls, data: Any, where: str = "api key") -> ApiKeyRecord:
+        raw = expect_row(data, where)
         environment = as_opt_str(raw.get("environment"))
         return cls(
-            id=as_str(raw.get("id")) or as_str(raw.get("keyId")),
+            id=require_row_id(raw, where, "id", "keyId"),
             name=as_opt_str(raw.get("name")),
             key_prefix=as_opt_str(raw.get("keyPrefix")),
             environment=environment if environment in ("live", "test") else None,
@@ -182,19 +184,21 @@ class ApiKeyRecord:
 class AccountApiKeys(Resource):
     """``client.account.api_keys``: keys minted by an API-key caller (they inherit its scopes)."""
 
-    async def list(self) -> list[ApiKeyRecord]:
-        data = expect_object(
-            (await self._http.request("/api/account/api-keys")).data, "GET /api/account/api-keys"
-        )
-        return [ApiKeyRecord.from_payload(item) for item in as_list(data.get("keys"))]
+    async def list(self) -> builtins.list[ApiKeyRecord]:
+        where = "GET /api/account/api-keys"
+        data = expect_object((await self._http.request("/api/account/api-keys")).data, where)
+        return parse_rows(data, ("keys",), where, ApiKeyRecord.from_payload)
 
     async def create(self, *, name: str | None = None) -> dict[str, Any]:
+        """Mint a key inheriting the caller's scopes. Returns the raw body (``key`` shown once,
+        ``keyId``), plus an ``id`` alias of ``keyId`` (see :class:`roost.resources.keys.Keys`)."""
         body: dict[str, Any] = {} if name is None else {"name": name}
         response = await self._http.request("/api/account/api-keys", method="POST", body=body)
-        return expect_object(response.data, "POST /api/account/api-keys")
+        return add_id_alias(expect_object(response.data, "POST /api/account/api-keys"))
 
     async def revoke(self, key_id: str) -> None:
-        await self._http.request(api_path("api", "account", "api-keys", key_id), method="DELETE")
+        path = api_path("api", "account", "api-keys", require_id(key_id, "key_id"))
+        await self._http.request(path, method="DELETE")
 
 
 class Account(Resource):
@@ -202,7 +206,7 @@ class Account(Resource):
 
     __slots__ = ("api_keys",)
 
-    def __init__(self, http: Any) -> None:
+    def __init__(self, http: RoostClient) -> None:
         super().__init__(http)
         self.api_keys = AccountApiKeys(http)
 
