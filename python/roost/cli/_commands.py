@@ -304,14 +304,14 @@ def webhook_verify(args: argparse.Namespace) -> int:
 
 def dev_server(args: argparse.Namespace) -> int:
     try:
-        from ..testing import main as server_main
+        from ..testing import serve_forever
     except ImportError as error:
         print(
             f"roost: dev-server needs the 'server' extra: pip install 'owlette-sdk[server]' ({error})",
             file=sys.stderr,
         )
         return _exit.USAGE
-    return server_main(list(args.rest))
+    return serve_forever(list(args.rest), prog="roost dev-server")
 
 
 async def demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,144 @@
+"""JSON helpers that behave like the real server's JavaScript: parsing, canonical JSON, times."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "JsonError",
+    "canonical_json",
+    "dumps",
+    "iso",
+    "js_len",
+    "loads",
+    "now_ms",
+    "sha256_hex",
+]
+
+
+class JsonError(ValueError):
+    """The text is not JSON the way ``JSON.parse`` sees it."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise JsonError(f"invalid JSON constant {name}")
+
+
+def loads(text: str | bytes) -> Any:
+    """``JSON.parse``: no NaN/Infinity; raises :class:`JsonError` on anything invalid."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise JsonError(str(exc)) from None
+
+
+def dumps(value: Any) -> str:
+    """``JSON.stringify`` for response bodies (compact, raw non-ASCII)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_js_default)
+
+
+def _js_default(value: Any) -> Any:
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _js_number(value: float) -> str:
+    """A float formatted the way JavaScript's ``Number.prototype.toString`` does."""
+    if math.isnan(value) or math.isinf(value):
+        return "null"
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    sign = "-" if value < 0 else ""
+    parsed = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(str(d) for d in parsed.digits)
+    exponent = int(parsed.exponent)
+    point = len(digits) + exponent  # value = 0.<digits> * 10**point
+    n = point
+    k = len(digits)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    e = n - 1
+    exp_str = f"e+{e}" if e >= 0 else f"e-{-e}"
+    if k == 1:
+        return sign + digits + exp_str
+    return sign + digits[0] + "." + digits[1:] + exp_str
+
+
+def _utf16_key(text: str) -> bytes:
+    return text.encode("utf-16-be", "surrogatepass")
+
+
+def _canonical(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, float):
+        out.append(_js_number(value))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _canonical(item, out)
+        out.append("]")
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, key in enumerate(sorted(value, key=_utf16_key)):
+            if index:
+                out.append(",")
+            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(":")
+            _canonical(value[key], out)
+        out.append("}")
+    else:
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def canonical_json(value: Any) -> str:
+    """``JSON.stringify`` after recursively sorting object keys (UTF-16 order), as the server hashes."""
+    out: list[str] = []
+    _canonical(value, out)
+    return "".join(out)
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: int | float | None) -> str | None:
+    """``new Date(ms).toISOString()``: always milliseconds and ``Z``."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(int(ms) / 1000.0, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+
+
+def js_len(text: str) -> int:
+    """``string.length``: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2

@@ -1,0 +1,262 @@
+"""Durable state: SQLite documents (metadata) and content-addressed chunk files on disk.
+
+Documents live in one table keyed by ``(collection, parent, id)``, the way the real server keeps
+Firestore documents under their parents. Every mutation runs in a SQLite transaction; chunk
+files are written to a temporary file, fsynced and renamed into place, so a crash never leaves a
+half-written chunk under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ChunkStore", "Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    coll TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (coll, parent, id)
+);
+CREATE INDEX IF NOT EXISTS docs_by_parent ON docs (coll, parent, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Store:
+    """A small document store on SQLite. Thread-safe; ``transaction()`` nests."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+        self._depth = 0
+        row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM docs").fetchone()
+        self._seq = int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._conn.execute("COMMIT")
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    # -- documents -----------------------------------------------------------------
+
+    def get(self, coll: str, parent: str, doc_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT data FROM docs WHERE coll = ? AND parent = ? AND id = ?", (coll, parent, doc_id)
+            ).fetchone()
+        if row is None:
+            return None
+        value = json.loads(row[0])
+        return value if isinstance(value, dict) else None
+
+    def put(
+        self, coll: str, parent: str, doc_id: str, data: dict[str, Any], *, new_seq: bool = False
+    ) -> None:
+        """Create or replace a document. Its list position is kept unless ``new_seq``."""
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        with self._lock:
+            seq = self.next_seq()
+            if new_seq:
+                self._conn.execute(
+                    "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (coll, parent, id) DO UPDATE SET data = excluded.data, seq = excluded.seq",
+                    (coll, parent, doc_id, seq, text),
+                )
+            else:
+                self._conn.execute(
+                    "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (coll, parent, id) DO UPDATE SET data = excluded.data",
+                    (coll, parent, doc_id, seq, text),
+                )
+
+    def put_many(self, coll: str, docs: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Create or replace many ``(parent, id, data)`` documents; each moves to the top of its list."""
+        with self._lock:
+            rows = []
+            for parent, doc_id, data in docs:
+                rows.append((coll, parent, doc_id, self.next_seq(), json.dumps(data, separators=(",", ":"))))
+            self._conn.executemany(
+                "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (coll, parent, id) DO UPDATE SET data = excluded.data, seq = excluded.seq",
+                rows,
+            )
+
+    def delete(self, coll: str, parent: str, doc_id: str) -> bool:
+        with self._lock:
+            cursor = self._conn.execute(
+                "DELETE FROM docs WHERE coll = ? AND parent = ? AND id = ?", (coll, parent, doc_id)
+            )
+            return cursor.rowcount > 0
+
+    def docs(
+        self, coll: str, parent: str | None = None, *, newest_first: bool = True
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Documents of a collection (under one parent, or all), ordered by list position."""
+        order = "DESC" if newest_first else "ASC"
+        with self._lock:
+            if parent is None:
+                rows = self._conn.execute(
+                    f"SELECT id, data FROM docs WHERE coll = ? ORDER BY seq {order}", (coll,)
+                ).fetchall()
+            else:
+                rows = self._conn.execute(
+                    f"SELECT id, data FROM docs WHERE coll = ? AND parent = ? ORDER BY seq {order}",
+                    (coll, parent),
+                ).fetchall()
+        return [(str(doc_id), json.loads(data)) for doc_id, data in rows]
+
+    def docs_with_parent(self, coll: str) -> list[tuple[str, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT parent, id, data FROM docs WHERE coll = ? ORDER BY seq DESC", (coll,)
+            ).fetchall()
+        return [(str(parent), str(doc_id), json.loads(data)) for parent, doc_id, data in rows]
+
+    # -- raw text blobs (version bodies) --------------------------------------------
+
+    def put_text(self, coll: str, parent: str, doc_id: str, text: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (coll, parent, id) DO UPDATE SET data = excluded.data",
+                (coll, parent, doc_id, self.next_seq(), text),
+            )
+
+    def get_text(self, coll: str, parent: str, doc_id: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT data FROM docs WHERE coll = ? AND parent = ? AND id = ?", (coll, parent, doc_id)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- meta ------------------------------------------------------------------------
+
+    def meta_get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_set(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+class ChunkStore:
+    """Chunk objects at ``<root>/<site>/<hash[:2]>/<hash>``, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, site_id: str, digest: str) -> Path:
+        return self.root / site_id / digest[:2] / digest
+
+    def exists(self, site_id: str, digest: str) -> bool:
+        """Present means stored with a non-zero length (the server HEADs the object)."""
+        try:
+            return self.path(site_id, digest).stat().st_size > 0
+        except OSError:
+            return False
+
+    def size(self, site_id: str, digest: str) -> int | None:
+        try:
+            return self.path(site_id, digest).stat().st_size
+        except OSError:
+            return None
+
+    def delete(self, site_id: str, digest: str) -> bool:
+        try:
+            self.path(site_id, digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def open_temp(self, site_id: str, digest: str) -> tuple[int, str]:
+        directory = self.path(site_id, digest).parent
+        directory.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{digest[:16]}.", suffix=".part", dir=str(directory))
+
+    @staticmethod
+    def commit_temp(fd: int, temp_path: str, final: Path) -> None:
+        """fsync the temp file, rename it over ``final`` and fsync the directory."""
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp_path, final)
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(str(final.parent), os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    @staticmethod
+    def discard_temp(fd: int | None, temp_path: str) -> None:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp_path)
+
+    def write_bytes(self, site_id: str, digest: str, data: bytes) -> None:
+        """Store ``data`` (used by helpers and tests); the caller vouches for the digest."""
+        fd, temp_path = self.open_temp(site_id, digest)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            self.discard_temp(fd, temp_path)
+            raise
+        self.commit_temp(fd, temp_path, self.path(site_id, digest))
+
+    @staticmethod
+    def digest_of(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
