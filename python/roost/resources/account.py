@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from .._wire import (
@@ -58,6 +59,22 @@ class ApiKeyScope:
             id=as_str(raw.get("id")),
             permissions=[p for p in as_str_list(raw.get("permissions")) if p in _PERMISSIONS],
         )
+
+
+def _epoch_ms(value: Any) -> int | None:
+    """A key timestamp as Unix ms: an ms number as is, an ISO-8601 string converted, else ``None``.
+
+    ``/api/account/api-keys`` sends ``createdAt`` as ISO-8601 while the other key timestamps are ms.
+    """
+    if not isinstance(value, str):
+        return as_opt_int(value)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return round(parsed.timestamp() * 1000)
 
 
 def _scopes(value: Any) -> list[ApiKeyScope] | None:
@@ -140,7 +157,10 @@ class ApiVersionResponse:
 
 @dataclass(slots=True)
 class ApiKeyRecord:
-    """A stored API key as listed by ``keys.list()`` / ``account.api_keys.list()`` (never the secret)."""
+    """A stored API key as listed by ``keys.list()`` / ``account.api_keys.list()`` (never the secret).
+
+    Timestamps are Unix ms.
+    """
 
     id: str
     name: str | None = None
@@ -169,7 +189,7 @@ class ApiKeyRecord:
             environment=environment if environment in ("live", "test") else None,
             scopes=_scopes(raw.get("scopes")),
             expires_at=as_opt_int(raw.get("expiresAt")),
-            created_at=as_opt_int(raw.get("createdAt")),
+            created_at=_epoch_ms(raw.get("createdAt")),
             last_used_at=as_opt_int(raw.get("lastUsedAt")),
             last_used_ip=as_opt_str(raw.get("lastUsedIp")),
             rotated_at=as_opt_int(raw.get("rotatedAt")),

@@ -497,7 +497,6 @@ def fleet_routes(emu: Emulator) -> list[BaseRoute]:
             {
                 "processId": process_id,
                 **fields,
-                "status": "stopped",
                 "pid": None,
                 "createdAt": now,
                 "updatedAt": now,
