@@ -1,6 +1,22 @@
 //! `roost._native`: the native core of owlette-sdk.
+//!
+//! - `pattern`: ignore globs (gitignore-like) compiled to regexes.
+//! - `walk`: the parallel directory walk (symlinks, cycles, special files).
+//! - `hash`: reading and SHA-256 hashing of one chunk (buffer or mmap).
+//! - `job`: a cancellable scan job streaming finished files in manifest order.
+//! - `platform`: every platform-specific call, with a portable fallback.
+//! - `python`: the PyO3 glue.
+//!
+//! Everything but `python` is plain Rust, tested by `cargo test`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use pyo3::prelude::*;
+pub mod error;
+pub mod hash;
+pub mod job;
+pub mod pattern;
+pub mod platform;
+mod python;
+pub mod walk;
 
 /// Whether this CPU has hardware SHA-256 instructions (SHA-NI on x86-64, the SHA2
 /// extension on ARMv8). Reported for diagnostics and benchmarks.
@@ -18,18 +34,6 @@ pub fn cpu_has_sha_extensions() -> bool {
     {
         false
     }
-}
-
-#[pyfunction]
-fn cpu_features() -> Vec<(&'static str, bool)> {
-    vec![("sha", cpu_has_sha_extensions())]
-}
-
-#[pymodule]
-fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
-    Ok(())
 }
 
 #[cfg(test)]

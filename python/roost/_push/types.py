@@ -1,4 +1,4 @@
-"""Public shapes of a push: options, result, stats and progress events.
+"""Public shapes of a push: options, result, stats, progress events and input errors.
 
 Re-exported from ``roost.resources.roosts`` (the documented import path) and ``roost``.
 """
@@ -16,11 +16,14 @@ __all__ = [
     "HashProgress",
     "ProgressCallback",
     "PushOptions",
+    "PushPlan",
     "PushProgressCheckMissing",
     "PushProgressEvent",
     "PushProgressPublish",
     "PushProgressUpload",
     "PushResult",
+    "PushSourceNotADirectoryError",
+    "PushSourceNotFoundError",
     "PushStats",
 ]
 
@@ -53,6 +56,16 @@ ProgressCallback = Callable[[PushProgressEvent], Awaitable[None] | None]
 
 @dataclass(slots=True)
 class PushOptions:
+    """How to push a directory.
+
+    - ``concurrency``: chunk uploads in flight for full-size (4 MiB) chunks; at most
+      ``concurrency x 4 MiB`` of chunk bytes are held in memory. Small chunks are uploaded with up to
+      ``concurrency x 8`` PUTs in flight within that same byte budget.
+    - ``ignore``: extra ignore patterns for the walk (see :func:`roost.chunker.chunk_directory`).
+    - ``dry_run``: stop after the dedup check; the result's ``plan`` says what would be uploaded
+      and nothing is uploaded or published (see :class:`PushResult`).
+    """
+
     site_id: str
     name: str | None = None
     targets: list[str] | None = None
@@ -66,6 +79,15 @@ class PushOptions:
 
 @dataclass(frozen=True, slots=True)
 class PushStats:
+    """Counts for one push.
+
+    ``file_count`` and ``total_bytes`` cover every file in the published tree, empty files
+    included (``empty_files`` of them are zero bytes). ``total_chunks`` counts chunk references
+    (duplicates included), ``unique_chunks`` distinct hashes. ``uploaded_chunks`` /
+    ``uploaded_bytes`` count successful storage PUTs, including chunks uploaded again because the
+    API reported them missing at publish time; both are 0 for a dry run.
+    """
+
     file_count: int
     total_bytes: int
     total_chunks: int
@@ -75,10 +97,44 @@ class PushStats:
     uploaded_bytes: int = 0
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class PushPlan:
+    """The chunks the dedup check found missing: what a push uploads (or, dry, would upload).
+
+    ``files`` are the paths (sorted, POSIX, relative to the pushed root) that hold at least one
+    missing chunk; ``chunks`` are the missing hashes; ``bytes`` is the sum of their sizes.
+    """
+
+    files: tuple[str, ...]
+    chunks: tuple[str, ...]
+    bytes: int
+
+    def __repr__(self) -> str:  # a plan may name 100,000 chunks: summarise it
+        return f"PushPlan(files=<{len(self.files)}>, chunks=<{len(self.chunks)}>, bytes={self.bytes})"
+
+
 @dataclass(frozen=True, slots=True)
 class PushResult:
+    """What a push did.
+
+    After a real push ``version_id``/``version_number``/``current_version_id``/
+    ``previous_version_id`` describe the published version. A dry run (``dry_run=True``) publishes
+    nothing: those fields are ``""``, ``0``, ``""`` and ``None``, and ``plan`` tells what would be
+    uploaded. ``plan`` is filled for real pushes too (what the dedup check found missing).
+    """
+
     version_id: str
     version_number: int
     current_version_id: str
     previous_version_id: str | None
     stats: PushStats
+    dry_run: bool = False
+    plan: PushPlan | None = None
+
+
+class PushSourceNotFoundError(FileNotFoundError, ValueError):
+    """The directory given to ``push()`` does not exist (also a ``ValueError``)."""
+
+
+class PushSourceNotADirectoryError(NotADirectoryError, ValueError):
+    """The path given to ``push()`` is not a directory (also a ``ValueError``)."""

@@ -1,0 +1,116 @@
+"""Scan results turned into data the later stages need: chunk sources, the plan, the version body."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .._version import SDK_VERSION
+from ..chunker import ChunkedFileEntry
+from .types import PushPlan, PushStats
+
+__all__ = [
+    "MEDIA_TYPE",
+    "PRODUCER",
+    "ChunkSource",
+    "Manifest",
+    "build_manifest",
+    "missing_plan",
+    "version_body",
+]
+
+MEDIA_TYPE = "application/vnd.owlette.version.v1+json"
+PRODUCER = "owlette-sdk python-sdk"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSource:
+    """Where a chunk's bytes live: the first file (walk order) and offset holding that hash."""
+
+    path: str
+    rel_path: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The scanned tree: entries sorted by path, unique hashes in first-seen order, their sources."""
+
+    root: str
+    files: tuple[ChunkedFileEntry, ...]
+    unique: tuple[str, ...]
+    sources: Mapping[str, ChunkSource]
+
+    def stats(self, *, uploaded_chunks: int = 0, uploaded_bytes: int = 0) -> PushStats:
+        return PushStats(
+            file_count=len(self.files),
+            total_bytes=sum(entry.size for entry in self.files),
+            total_chunks=sum(len(entry.chunks) for entry in self.files),
+            unique_chunks=len(self.unique),
+            uploaded_chunks=uploaded_chunks,
+            empty_files=sum(1 for entry in self.files if entry.size == 0),
+            uploaded_bytes=uploaded_bytes,
+        )
+
+
+def build_manifest(root: str, entries: Iterable[ChunkedFileEntry]) -> Manifest:
+    """Index the chunker's entries (walk order) by hash; the first occurrence of a hash wins."""
+    walked = list(entries)
+    sources: dict[str, ChunkSource] = {}
+    for entry in walked:
+        abs_path = os.path.join(root, *entry.path.split("/"))
+        offset = 0
+        for chunk in entry.chunks:
+            if chunk.hash not in sources:
+                sources[chunk.hash] = ChunkSource(abs_path, entry.path, offset, chunk.size)
+            offset += chunk.size
+    files = tuple(sorted(walked, key=lambda entry: entry.path))
+    return Manifest(root=root, files=files, unique=tuple(sources), sources=sources)
+
+
+def missing_plan(manifest: Manifest, missing: Sequence[str]) -> PushPlan:
+    """The files holding at least one missing chunk, the missing hashes and their bytes."""
+    wanted = set(missing)
+    files = tuple(
+        entry.path for entry in manifest.files if any(chunk.hash in wanted for chunk in entry.chunks)
+    )
+    size = sum(manifest.sources[chunk_hash].size for chunk_hash in missing)
+    return PushPlan(files=files, chunks=tuple(missing), bytes=size)
+
+
+def _created_at(now: datetime | None) -> str:
+    moment = now if now is not None else datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def version_body(manifest: Manifest, *, now: datetime | None = None) -> dict[str, Any]:
+    """The version manifest posted at publish: built once, identical on every attempt.
+
+    Every file is listed, empty ones as ``{"size": 0, "chunks": []}``, so the deployed tree is
+    exactly the pushed tree.
+    """
+    return {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE,
+        "config": {
+            "producer": PRODUCER,
+            "cliVersion": SDK_VERSION,
+            "createdAt": _created_at(now),
+            "hostname": socket.gethostname(),
+            "platform": platform.system().lower(),
+        },
+        "files": [
+            {
+                "path": entry.path,
+                "size": entry.size,
+                "chunks": [{"hash": chunk.hash, "size": chunk.size} for chunk in entry.chunks],
+            }
+            for entry in manifest.files
+        ],
+    }

@@ -1,0 +1,217 @@
+//! Reading and hashing one chunk: SHA-256 over `len` bytes of a file at `offset`.
+//!
+//! Two read paths, chosen per job:
+//! - `ReadMode::Buffer` (default): `pread` into a reused per-worker buffer in pieces of
+//!   `piece` bytes (default 256 KiB), hashing each piece while it is still in the CPU cache.
+//! - `ReadMode::Mmap`: map the chunk and hash the mapping (chunks under 64 KiB are still read:
+//!   a mapping costs more than it saves there). A file truncated by another process while mapped
+//!   raises SIGBUS on Unix, which kills the process; that risk is one more reason it is not the
+//!   default. Figures in `benchmarks/README.md`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::ScanError;
+use crate::platform;
+
+/// The protocol's chunk size: 4 MiB.
+pub const CHUNK_SIZE: u64 = 4 * 1024 * 1024;
+/// The default read piece of `ReadMode::Buffer`.
+pub const DEFAULT_PIECE: usize = 256 * 1024;
+const MMAP_MIN: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    Buffer,
+    Mmap,
+}
+
+/// The number of chunks of a file of `size` bytes (0 for an empty file).
+#[must_use]
+pub fn chunk_count(size: u64) -> u64 {
+    size.div_ceil(CHUNK_SIZE)
+}
+
+/// The size of chunk `index` of a file of `size` bytes.
+#[must_use]
+pub fn chunk_len(size: u64, index: u64) -> u64 {
+    size.saturating_sub(index * CHUNK_SIZE).min(CHUNK_SIZE)
+}
+
+/// Lowercase hex of a digest.
+#[must_use]
+pub fn to_hex(digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// A worker's chunk reader, owning its reused buffer.
+pub struct ChunkReader {
+    mode: ReadMode,
+    piece: usize,
+    buf: Vec<u8>,
+}
+
+/// Why reading a chunk failed, before the path is attached.
+#[derive(Debug)]
+pub enum ReadFail {
+    Io(std::io::Error),
+    /// The file ended `got` bytes into the chunk.
+    Short {
+        got: usize,
+    },
+}
+
+impl ReadFail {
+    /// The error for chunk `offset..offset + len` of `path`.
+    #[must_use]
+    pub fn at(self, path: PathBuf, offset: u64, len: usize) -> ScanError {
+        match self {
+            Self::Io(err) => ScanError::Io { path, err },
+            Self::Short { got } => ScanError::Changed {
+                path,
+                offset,
+                reason: format!("short read ({got} of {len} bytes)"),
+            },
+        }
+    }
+}
+
+impl ChunkReader {
+    #[must_use]
+    pub fn new(mode: ReadMode, piece: usize) -> Self {
+        Self {
+            mode,
+            piece: piece.clamp(4096, CHUNK_SIZE as usize),
+            buf: Vec::new(),
+        }
+    }
+
+    /// SHA-256 of `len` bytes of `path` at `offset`; a short read is `ScanError::Changed`.
+    pub fn hash(&mut self, path: &Path, offset: u64, len: usize) -> Result<[u8; 32], ScanError> {
+        let file = platform::open_read(path).map_err(|e| ScanError::io(path, e))?;
+        self.hash_open(&file, offset, len)
+            .map_err(|f| f.at(path.to_path_buf(), offset, len))
+    }
+
+    /// Like `hash`, on a file that is already open.
+    pub fn hash_open(
+        &mut self,
+        file: &File,
+        offset: u64,
+        len: usize,
+    ) -> Result<[u8; 32], ReadFail> {
+        if self.mode == ReadMode::Mmap && len >= MMAP_MIN {
+            return hash_mmap(file, offset, len);
+        }
+        let mut hasher = Sha256::new();
+        let mut done = 0usize;
+        let want_buf = len.min(self.piece);
+        if self.buf.len() < want_buf {
+            self.buf.resize(want_buf, 0);
+        }
+        while done < len {
+            let n = (len - done).min(self.piece);
+            let got =
+                read_full(file, &mut self.buf[..n], offset + done as u64).map_err(ReadFail::Io)?;
+            hasher.update(&self.buf[..got]);
+            done += got;
+            if got < n {
+                return Err(ReadFail::Short { got: done });
+            }
+        }
+        Ok(hasher.finalize().into())
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+pub fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match platform::read_at(file, &mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn hash_mmap(file: &File, offset: u64, len: usize) -> Result<[u8; 32], ReadFail> {
+    let size = file.metadata().map_err(ReadFail::Io)?.len();
+    let avail = size.saturating_sub(offset);
+    if avail < len as u64 {
+        return Err(ReadFail::Short {
+            got: usize::try_from(avail).unwrap_or(0),
+        });
+    }
+    // SAFETY: the mapping is read-only and private to this call. Another process truncating the
+    // file while it is mapped can fault the read (SIGBUS); see the module documentation.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)
+    }
+    .map_err(ReadFail::Io)?;
+    Ok(Sha256::digest(&map[..]).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha_hex(data: &[u8]) -> String {
+        to_hex(&Sha256::digest(data).into())
+    }
+
+    #[test]
+    fn chunk_math() {
+        assert_eq!(chunk_count(0), 0);
+        assert_eq!(chunk_count(1), 1);
+        assert_eq!(chunk_count(CHUNK_SIZE), 1);
+        assert_eq!(chunk_count(CHUNK_SIZE + 1), 2);
+        assert_eq!(chunk_len(CHUNK_SIZE + 1, 1), 1);
+        assert_eq!(chunk_len(CHUNK_SIZE + 1, 0), CHUNK_SIZE);
+    }
+
+    #[test]
+    fn hex_of_empty() {
+        assert_eq!(
+            sha_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn both_modes_agree_and_detect_short_reads() {
+        let dir = std::env::temp_dir().join(format!("roost-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        for mode in [ReadMode::Buffer, ReadMode::Mmap] {
+            let mut r = ChunkReader::new(mode, 4096);
+            let h = r.hash(&p, 1000, 200_000).unwrap();
+            assert_eq!(to_hex(&h), sha_hex(&data[1000..201_000]));
+            let h = r.hash(&p, 0, 10).unwrap();
+            assert_eq!(to_hex(&h), sha_hex(&data[..10]));
+            match r.hash(&p, 200_000, 100_001) {
+                Err(ScanError::Changed { reason, offset, .. }) => {
+                    assert_eq!(offset, 200_000);
+                    assert_eq!(reason, "short read (100000 of 100001 bytes)");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,317 @@
+//! The Python glue (`roost._native`): plain tuples, lists, str and bytes only.
+//!
+//! Every call that touches the disk or waits releases the GIL.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError,
+    PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+use sha2::{Digest, Sha256};
+
+use crate::error::{non_utf8_message, ScanError};
+use crate::hash::{self, ChunkReader, ReadMode, DEFAULT_PIECE};
+use crate::job::{JobConfig, Next, ScanJob, Source};
+use crate::pattern::{self, IgnoreMatcher};
+use crate::platform::{self, OsCode};
+
+create_exception!(
+    _native,
+    SourceChangedError,
+    PyRuntimeError,
+    "A file changed while it was read: args are (path, offset, reason)."
+);
+
+fn strerror(code: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+fn io_error(path: &Path, err: &std::io::Error) -> PyErr {
+    let filename = path.to_path_buf();
+    match platform::os_code(err) {
+        // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError, ...) itself.
+        Some(OsCode::Errno(code)) => PyOSError::new_err((code, strerror(code), filename)),
+        Some(OsCode::WinError(code)) => PyOSError::new_err((0, strerror(code), filename, code)),
+        None => {
+            let msg = err.to_string();
+            match err.kind() {
+                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err((2, msg, filename)),
+                std::io::ErrorKind::PermissionDenied => {
+                    PyPermissionError::new_err((13, msg, filename))
+                }
+                std::io::ErrorKind::IsADirectory => {
+                    PyIsADirectoryError::new_err((21, msg, filename))
+                }
+                _ => PyOSError::new_err((5, msg, filename)),
+            }
+        }
+    }
+}
+
+fn to_pyerr(e: ScanError) -> PyErr {
+    match e {
+        ScanError::Io { path, err } => io_error(&path, &err),
+        ScanError::NonUtf8 { path } => PyValueError::new_err(non_utf8_message(&path)),
+        ScanError::Changed {
+            path,
+            offset,
+            reason,
+        } => SourceChangedError::new_err((path, offset, reason)),
+        ScanError::Pattern(p) => PyValueError::new_err(p.to_string()),
+        ScanError::Cancelled | ScanError::Internal(_) => PyRuntimeError::new_err(e.to_string()),
+    }
+}
+
+fn config(threads: usize, mmap: bool, piece_kib: usize) -> JobConfig {
+    JobConfig {
+        threads,
+        mode: if mmap {
+            ReadMode::Mmap
+        } else {
+            ReadMode::Buffer
+        },
+        piece: if piece_kib == 0 {
+            DEFAULT_PIECE
+        } else {
+            piece_kib * 1024
+        },
+    }
+}
+
+fn seconds(timeout: f64) -> Duration {
+    Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::from_secs(3600))
+}
+
+/// A running scan. `wait_walk` -> `start_hashing` -> `next_batch` until it returns None.
+#[pyclass(module = "roost._native", name = "ScanJob", frozen)]
+struct PyScanJob {
+    job: ScanJob,
+}
+
+#[pymethods]
+impl PyScanJob {
+    /// Starts walking `root` (absolute, symlinks resolved) with `patterns` plus the defaults.
+    #[new]
+    #[pyo3(signature = (root, patterns, *, threads = 0, mmap = false, piece_kib = 0))]
+    fn new(
+        root: PathBuf,
+        patterns: Vec<String>,
+        threads: usize,
+        mmap: bool,
+        piece_kib: usize,
+    ) -> PyResult<Self> {
+        let matcher = IgnoreMatcher::new(&patterns, true).map_err(|e| to_pyerr(e.into()))?;
+        let job = ScanJob::start(
+            Source::Tree { root, matcher },
+            config(threads, mmap, piece_kib),
+        )
+        .map_err(to_pyerr)?;
+        Ok(Self { job })
+    }
+
+    /// A job over one regular file; its entry's path is "".
+    #[staticmethod]
+    #[pyo3(signature = (path, *, threads = 0, mmap = false, piece_kib = 0))]
+    fn for_file(path: PathBuf, threads: usize, mmap: bool, piece_kib: usize) -> PyResult<Self> {
+        let job = ScanJob::start(Source::File { path }, config(threads, mmap, piece_kib))
+            .map_err(to_pyerr)?;
+        Ok(Self { job })
+    }
+
+    /// `(file_count, total_bytes)` once the walk is done, or None after `timeout` seconds.
+    fn wait_walk(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<(usize, u64)>> {
+        let r = py
+            .allow_threads(|| self.job.wait_walk(seconds(timeout)))
+            .map_err(to_pyerr)?;
+        Ok(r.map(|s| (s.files, s.bytes)))
+    }
+
+    fn start_hashing(&self) {
+        self.job.start_hashing();
+    }
+
+    /// The next files in manifest order, as three lists: paths, sizes, and the chunk hashes of
+    /// all of them in order (a file of `size` bytes has `ceil(size / 4 MiB)`). Empty lists after
+    /// `timeout` seconds without news; None at the end.
+    #[allow(clippy::type_complexity)]
+    fn next_batch<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)>> {
+        let next = py
+            .allow_threads(|| self.job.next_batch(seconds(timeout)))
+            .map_err(to_pyerr)?;
+        let batch = match next {
+            Next::Done => return Ok(None),
+            Next::Pending => {
+                return Ok(Some((
+                    PyList::empty(py),
+                    PyList::empty(py),
+                    PyList::empty(py),
+                )))
+            }
+            Next::Batch(b) => b,
+        };
+        let range = batch.start..batch.end;
+        let files = &batch.files;
+        let paths = PyList::new(py, range.clone().map(|i| PyString::new(py, files.rel(i))))?;
+        let sizes = PyList::new(py, range.map(|i| files.size(i)))?;
+        let hashes = PyList::new(
+            py,
+            batch
+                .digests
+                .iter()
+                .map(|d| PyString::new(py, &hash::to_hex(d))),
+        )?;
+        Ok(Some((paths, sizes, hashes)))
+    }
+
+    /// Stops the job: the walk and the workers finish within one chunk.
+    fn cancel(&self) {
+        self.job.cancel();
+    }
+}
+
+/// The compiled ignore set, for tests: `is_ignored(name, rel, is_dir)`.
+#[pyclass(module = "roost._native", name = "IgnoreMatcher", frozen)]
+struct PyIgnoreMatcher {
+    inner: IgnoreMatcher,
+}
+
+#[pymethods]
+impl PyIgnoreMatcher {
+    #[new]
+    #[pyo3(signature = (patterns, *, defaults = true))]
+    fn new(patterns: Vec<String>, defaults: bool) -> PyResult<Self> {
+        let inner = IgnoreMatcher::new(&patterns, defaults).map_err(|e| to_pyerr(e.into()))?;
+        Ok(Self { inner })
+    }
+
+    fn is_ignored(&self, name: &str, rel: &str, is_dir: bool) -> bool {
+        self.inner.is_ignored(name, rel, is_dir)
+    }
+}
+
+/// `(is_path, dir_only, regex_body)` of one pattern (the fallback builds the same text).
+#[pyfunction]
+fn compile_pattern(pattern: &str) -> PyResult<(bool, bool, String)> {
+    let c = pattern::compile(pattern).map_err(|e| to_pyerr(e.into()))?;
+    Ok((c.is_path, c.dir_only, c.body))
+}
+
+fn read_some(path: &Path, offset: u64, buf: &mut [u8]) -> Result<usize, ScanError> {
+    let file = platform::open_read(path).map_err(|e| ScanError::io(path, e))?;
+    hash::read_full(&file, buf, offset).map_err(|e| ScanError::io(path, e))
+}
+
+/// Reads up to `size` bytes at `offset` (GIL released): `(data, sha256_hex or None)`.
+///
+/// `data` is shorter than `size` when the file is.
+#[pyfunction]
+#[pyo3(signature = (path, offset, size, want_hash = true))]
+fn read_chunk<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    offset: u64,
+    size: usize,
+    want_hash: bool,
+) -> PyResult<(Bound<'py, PyBytes>, Option<String>)> {
+    let mut got = 0usize;
+    let mut digest: Option<String> = None;
+    let mut failure: Option<ScanError> = None;
+    let data = PyBytes::new_with(py, size, |buf: &mut [u8]| {
+        py.allow_threads(|| match read_some(&path, offset, buf) {
+            Ok(n) => {
+                got = n;
+                if want_hash {
+                    digest = Some(hash::to_hex(&Sha256::digest(&buf[..n]).into()));
+                }
+            }
+            Err(e) => failure = Some(e),
+        });
+        Ok(())
+    })?;
+    if let Some(e) = failure {
+        return Err(to_pyerr(e));
+    }
+    if got < size {
+        return Ok((PyBytes::new(py, &data.as_bytes()[..got]), digest));
+    }
+    Ok((data, digest))
+}
+
+/// Whether `size` bytes at `offset` of `path` hash to `expected_hash` (GIL released).
+///
+/// A short read is `False`; an I/O error raises `OSError`.
+#[pyfunction]
+fn verify_chunk(
+    py: Python<'_>,
+    path: PathBuf,
+    offset: u64,
+    size: usize,
+    expected_hash: &str,
+) -> PyResult<bool> {
+    let expected = expected_hash.to_ascii_lowercase();
+    py.allow_threads(|| {
+        let mut reader = ChunkReader::new(ReadMode::Buffer, DEFAULT_PIECE);
+        match reader.hash(&path, offset, size) {
+            Ok(d) => Ok(hash::to_hex(&d) == expected),
+            Err(ScanError::Changed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .map_err(to_pyerr)
+}
+
+/// SHA-256 hex of each `(path, offset, size)`, read and hashed on all cores (GIL released).
+///
+/// Nothing but reads and hashes: the ceiling a scan is measured against, or a bulk verify.
+#[pyfunction]
+#[pyo3(signature = (chunks, *, threads = 0, mmap = false, piece_kib = 0))]
+fn hash_chunks(
+    py: Python<'_>,
+    chunks: Vec<(PathBuf, u64, usize)>,
+    threads: usize,
+    mmap: bool,
+    piece_kib: usize,
+) -> PyResult<Vec<String>> {
+    let digests = py
+        .allow_threads(|| crate::job::hash_chunks(&chunks, config(threads, mmap, piece_kib)))
+        .map_err(to_pyerr)?;
+    Ok(digests.iter().map(hash::to_hex).collect())
+}
+
+/// CPU features that matter to hashing, for diagnostics and benchmarks.
+#[pyfunction]
+fn cpu_features() -> Vec<(&'static str, bool)> {
+    vec![("sha", crate::cpu_has_sha_extensions())]
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CHUNK_SIZE", hash::CHUNK_SIZE)?;
+    m.add("DEFAULT_IGNORES", pattern::DEFAULT_IGNORES.to_vec())?;
+    m.add(
+        "SourceChangedError",
+        m.py().get_type::<SourceChangedError>(),
+    )?;
+    m.add_class::<PyScanJob>()?;
+    m.add_class::<PyIgnoreMatcher>()?;
+    m.add_function(wrap_pyfunction!(compile_pattern, m)?)?;
+    m.add_function(wrap_pyfunction!(read_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
+    Ok(())
+}
