@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ import anyio
 import anyio.abc
 import httpx
 import pytest
+import trustme
 from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.tls import TLSListener
 
 from roost import RoostClient
 from roost._push.http11 import LeanHttp11Transport
@@ -282,3 +285,49 @@ async def test_storage_client_puts_send_three_headers_and_the_body(monkeypatch: 
         b"content-type",
         b"host",
     ]
+
+
+@asynccontextmanager
+async def tls_server(handle: Handler, seen: Seen, context: ssl.SSLContext) -> AsyncIterator[int]:
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener = TLSListener(tcp, context, standard_compatible=False)
+
+    async def served(stream: anyio.abc.ByteStream) -> None:
+        seen.connections += 1
+        try:
+            async with stream:
+                await handle(stream)  # type: ignore[arg-type]
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.IncompleteRead, ssl.SSLError):
+            pass
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(listener.serve, served)
+        yield port
+        group.cancel_scope.cancel()
+
+
+async def test_https_puts_verify_the_server_certificate(caplog: pytest.LogCaptureFixture) -> None:
+    """Storage URLs are https in production: TLS with SNI, and verification stays on."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    seen = Seen()
+    async with tls_server(answering(seen, OK), seen, server_context) as port:
+        url = f"https://localhost:{port}/chunks/abc"
+        async with httpx.AsyncClient(
+            transport=LeanHttp11Transport(max_connections=2, ssl_context=trusting)
+        ) as client:
+            response = await client.put(url, content=b"chunk bytes")
+            assert response.status_code == 200
+            assert response.content == b"ok"
+        assert seen.bodies == [b"chunk bytes"]
+        assert seen.heads[0].startswith(b"PUT /chunks/abc HTTP/1.1\r\n")
+
+        # The default context trusts the public CAs only: a certificate from an unknown CA fails.
+        async with httpx.AsyncClient(transport=LeanHttp11Transport(max_connections=2)) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.put(url, content=b"chunk bytes")
+        assert seen.bodies == [b"chunk bytes"]
