@@ -113,7 +113,11 @@ async def test_push_publishes_every_file_and_reports_stats(tmp_path: Path) -> No
     assert events.phases()[0] == "discover"
     assert events.phases().count("hash") == 7
     assert events.of(PushProgressCheckMissing) == [PushProgressCheckMissing(total=4, missing=4)]
-    assert events.of(PushProgressUpload) == [PushProgressUpload(uploaded=4, total=4)]
+    assert events.of(PushProgressUpload) == [
+        PushProgressUpload(
+            uploaded=4, total=4, bytes_uploaded=stats.uploaded_bytes, bytes_total=stats.uploaded_bytes
+        )
+    ]
     assert events.phases()[-1] == "upload"
 
 
@@ -160,7 +164,11 @@ async def test_upload_events_every_four_and_at_completion(tmp_path: Path) -> Non
     write_tree(tmp_path, {f"f{i}.txt": f"file {i}".encode() for i in range(7)})
     events = Recorder()
     await push(FakeApi(), tmp_path, on_progress=events)
-    assert events.of(PushProgressUpload) == [PushProgressUpload(4, 7), PushProgressUpload(7, 7)]
+    # Seven 6-byte files ("file 0" .. "file 6"): the byte counts follow the chunk counts.
+    assert events.of(PushProgressUpload) == [
+        PushProgressUpload(4, 7, 24, 42),
+        PushProgressUpload(7, 7, 42, 42),
+    ]
 
 
 async def test_only_empty_files_publish_without_check_or_upload(tmp_path: Path) -> None:

@@ -37,8 +37,12 @@ class PushProgressCheckMissing:
 
 @dataclass(frozen=True, slots=True)
 class PushProgressUpload:
+    """``uploaded`` of ``total`` missing chunks are stored; the byte counts drive rates and ETAs."""
+
     uploaded: int
     total: int
+    bytes_uploaded: int = 0
+    bytes_total: int = 0
     phase: Literal["upload"] = "upload"
 
 

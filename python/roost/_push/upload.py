@@ -78,6 +78,7 @@ async def upload_chunks(
     total = len(hashes)
     if total == 0:
         return tally
+    total_bytes = sum(sources[chunk_hash].size for chunk_hash in hashes)
     pool = UrlPool(http, site_id, hashes)
     budget = ByteBudget(concurrency * CHUNK_SIZE_BYTES)
     slots = anyio.Semaphore(max_parallel_puts(concurrency))
@@ -100,7 +101,11 @@ async def upload_chunks(
         tally.chunks += 1
         tally.bytes += source.size
         if tally.chunks % 4 == 0 or tally.chunks == total:
-            await emit(PushProgressUpload(uploaded=tally.chunks, total=total))
+            await emit(
+                PushProgressUpload(
+                    uploaded=tally.chunks, total=total, bytes_uploaded=tally.bytes, bytes_total=total_bytes
+                )
+            )
 
     async with crew() as tasks:
 

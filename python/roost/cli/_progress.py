@@ -30,11 +30,7 @@ def human_bytes(count: float) -> str:
 
 
 def _upload_bytes(event: PushProgressUpload) -> tuple[int, int] | None:
-    done = getattr(event, "bytes_uploaded", None)
-    total = getattr(event, "bytes_total", None)
-    if isinstance(done, int) and isinstance(total, int) and total > 0:
-        return done, total
-    return None
+    return (event.bytes_uploaded, event.bytes_total) if event.bytes_total > 0 else None
 
 
 class PlainView:
