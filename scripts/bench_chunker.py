@@ -13,6 +13,12 @@ For each dataset (warm page cache, best of ``--repeat`` runs):
   counting: ``hashlib`` (OpenSSL) reading 1 MiB pieces into reused buffers, and the native
   core's chunk reader (``_native.hash_chunks``). For large files this is what the hardware allows.
 
+The hash cache (``--no-cache`` skips this): ``warm``, a re-scan of the unchanged tree with the
+cache (native and fallback; the cache in a temporary ``ROOST_CACHE_DIR``, primed by one scan), is
+compared with ``native`` (a cold scan, ``cache=False``) and with ``find DIR -type f -printf '%s
+%T@\n'`` (one ``stat`` per file: what a warm scan is bounded by), on the same tree in the same run;
+``load`` is the time to read and index the cache file.
+
 It checks that the three implementations produce the same hashes, prints times and the ratios
 the targets are stated in, and the peak RSS of a native scan of ``many-tiny`` (measured in a
 fresh subprocess with ``resource.getrusage``). ``--modes`` also times the native read paths
@@ -28,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import roost.chunker as chunker
-from roost import _chunker_native
+from roost import _chunker_native, _hash_cache
 
 CHUNK = 4 * 1024 * 1024
 DATASETS = ("media", "touchdesigner", "many-tiny")
@@ -46,6 +53,9 @@ TARGETS = {
     "native/fallback on many-tiny": ("many-tiny", "native/fallback", 2.5),
     "native/naive on many-tiny": ("many-tiny", "native/naive", 8.0),
     "fallback/naive on media": ("media", "fallback/naive", 2.0),
+    "cold/warm-cache on touchdesigner": ("touchdesigner", "cold/warm", 10.0),
+    "find/warm-cache on touchdesigner": ("touchdesigner", "find/warm", 0.5),
+    "cold/warm-cache on media": ("media", "cold/warm", 100.0),
 }
 MEMORY_TARGET_MIB = 80.0
 LOAD_WARNING = 1.0  # a 1-minute load average above this while measuring: the figures are suspect
@@ -61,15 +71,70 @@ def run_native(root: str) -> list[chunker.ChunkedFileEntry]:
     os.environ.pop("ROOST_NATIVE", None)
     if chunker.backend() != "native":
         raise RuntimeError("the native extension is not available")
-    return chunker.scan_directory(root)
+    return chunker.scan_directory(root, cache=False)
 
 
 def run_fallback(root: str) -> list[chunker.ChunkedFileEntry]:
     os.environ["ROOST_NATIVE"] = "0"
     try:
-        return chunker.scan_directory(root)
+        return chunker.scan_directory(root, cache=False)
     finally:
         os.environ.pop("ROOST_NATIVE", None)
+
+
+def run_warm(root: str, backend: str) -> list[chunker.ChunkedFileEntry]:
+    """A re-scan with the hash cache (primed beforehand): nothing is read."""
+    if backend == "python":
+        os.environ["ROOST_NATIVE"] = "0"
+    try:
+        entries = chunker.scan_directory(root, cache=True)
+    finally:
+        os.environ.pop("ROOST_NATIVE", None)
+    if chunker._files_read():
+        raise RuntimeError(f"the warm scan of {root} read {chunker._files_read()} files")
+    return entries
+
+
+def run_find(root: str) -> int:
+    """``find DIR -type f -printf '%s %T@\\n'``: one stat per file, the floor of a warm scan."""
+    out = subprocess.run(
+        ["find", root, "-type", "f", "-printf", "%s %T@\\n"], check=True, capture_output=True
+    ).stdout
+    return out.count(b"\n")
+
+
+def run_cache_load(root: str) -> int:
+    snap = _hash_cache.load(_hash_cache.cache_path(root), chunker.CHUNK_SIZE_BYTES)
+    if snap is None:
+        raise RuntimeError("no usable hash cache")
+    return len(snap.index)
+
+
+def cache_rows(root: str, repeat: int, cold_s: float, want: Result) -> dict[str, Any]:
+    """Warm-cache re-scans against the cold native scan and ``find``, in one interleaved run."""
+    run_warm_prime = chunker.scan_directory(root, cache=True)  # writes the cache
+    del run_warm_prime
+    t = interleaved(
+        {
+            "warm_native": partial(run_warm, root, "native"),
+            "warm_fallback": partial(run_warm, root, "python"),
+            "find": partial(run_find, root),
+            "load": partial(run_cache_load, root),
+        },
+        max(repeat, 5),
+    )
+    for key in ("warm_native", "warm_fallback"):
+        if as_result(t[key][1]) != want:
+            raise RuntimeError(f"{root}: the {key} scan DISAGREES with the cold one")
+    warm_s, find_s = t["warm_native"][0], t["find"][0]
+    return {
+        "warm_native_s": warm_s,
+        "warm_fallback_s": t["warm_fallback"][0],
+        "find_s": find_s,
+        "cache_load_s": t["load"][0],
+        "cold/warm": cold_s / warm_s,
+        "find/warm": find_s / warm_s,
+    }
 
 
 def as_result(entries: list[chunker.ChunkedFileEntry]) -> Result:
@@ -232,7 +297,7 @@ def peak_kib():
 
 import roost.chunker as c
 base = peak_kib()
-entries = c.scan_directory(sys.argv[1])
+entries = c.scan_directory(sys.argv[1], cache=False)
 print(base, peak_kib(), len(entries), c.backend())
 """
 
@@ -287,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=DATASETS, action="append")
     parser.add_argument("--modes", action="store_true", help="also time the native read paths")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--no-cache", action="store_true", help="skip the warm hash-cache rows")
     args = parser.parse_args(argv)
+    if not args.no_cache:
+        os.environ["ROOST_CACHE_DIR"] = tempfile.mkdtemp(prefix="roost-bench-cache-")
 
     print(
         f"cores: {os.cpu_count()}, native SHA extensions: {dict(native_cpu())}, repeat: best of {args.repeat}"
@@ -357,6 +425,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"    WARNING: 1-minute load average {load_before:.2f} -> {load_after:.2f} on {os.cpu_count()} "
                 "cores: other work competed for the CPU, which hurts the multi-threaded contenders most"
             )
+        if not args.no_cache:
+            cache = cache_rows(root, args.repeat, t_native, r_native)
+            row.update(cache)
+            print(
+                f"    hash cache: cold native {t_native:.3f}s, warm native {cache['warm_native_s']:.4f}s "
+                f"({cache['cold/warm']:.1f}x faster; find {cache['find_s']:.4f}s, warm/find "
+                f"{1 / cache['find/warm']:.2f}x), warm fallback {cache['warm_fallback_s']:.4f}s, "
+                f"cache load {cache['cache_load_s'] * 1000:.1f} ms"
+            )
         if args.modes:
             modes = native_modes(root, args.repeat)
             report[name]["native_modes_s"] = modes
@@ -365,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for label, (ds, key, goal) in TARGETS.items():
         if ds in report:
+            if key not in report[ds]:
+                continue
             value = report[ds][key]
             shown = f"{value:.0%}" if key == "native/ceiling" else f"{value:.2f}x"
             goal_shown = f"{goal:.0%}" if key == "native/ceiling" else f"{goal}x"

@@ -7,10 +7,13 @@
   per-thread reused buffer; ``hashlib`` releases the GIL while it hashes.
 - Results are produced in manifest order, in batches, by :class:`FallbackJob` (the same interface
   as the native ``ScanJob``) or :func:`scan` (synchronous).
+- The hash cache: the walk records each file's stat fingerprint (from ``os.scandir``'s own
+  ``stat``), and files the cache knows are passed to ``start_hashing`` and never opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ._chunker_glob import IgnoreMatcher
+from ._hash_cache import make_key
 
 __all__ = [
     "CHUNK_SIZE",
@@ -71,8 +75,19 @@ def _escape(rel: str) -> str:
 # walk
 
 
-def walk(root: str, matcher: IgnoreMatcher, cancel: threading.Event | None = None) -> list[tuple[str, int]]:
-    """``(rel, size)`` of every regular file under ``root`` (absolute, resolved), unsorted."""
+Stamp = tuple[int, int, int, int]  # (mtime_ns, ctime_ns, inode, device)
+
+
+def walk(
+    root: str,
+    matcher: IgnoreMatcher,
+    cancel: threading.Event | None = None,
+    stamps: dict[str, Stamp] | None = None,
+) -> list[tuple[str, int]]:
+    """``(rel, size)`` of every regular file under ``root`` (absolute, resolved), unsorted.
+
+    With ``stamps``, also records each file's fingerprint there, by relative path.
+    """
     root_prefix = root.rstrip(os.sep) + os.sep
     st = os.stat(root)
     found: list[tuple[str, int]] = []
@@ -101,6 +116,8 @@ def walk(root: str, matcher: IgnoreMatcher, cancel: threading.Event | None = Non
                         est = entry.stat(follow_symlinks=False)
                         if stat.S_ISREG(est.st_mode):
                             append((rel, est.st_size))
+                            if stamps is not None:
+                                stamps[rel] = _stamp(entry.path, est)
                         continue
                     if entry.is_dir(follow_symlinks=False):
                         if is_ignored(name, rel, True):
@@ -112,7 +129,7 @@ def walk(root: str, matcher: IgnoreMatcher, cancel: threading.Event | None = Non
                 except FileNotFoundError:
                     continue
                 if entry.is_symlink():
-                    _symlink(entry, name, rel, root, root_prefix, chain, matcher, stack, found)
+                    _symlink(entry, name, rel, root, root_prefix, chain, matcher, stack, found, stamps)
                 # anything else (FIFO, socket, device) is skipped and never opened
     return found
 
@@ -127,6 +144,7 @@ def _symlink(
     matcher: IgnoreMatcher,
     stack: list[tuple[str, str, tuple[tuple[int, int], ...]]],
     found: list[tuple[str, int]],
+    stamps: dict[str, Stamp] | None,
 ) -> None:
     path = entry.path
     try:
@@ -151,6 +169,15 @@ def _symlink(
         stack.append((path, rel, (*chain, ident)))
     else:
         found.append((rel, target_st.st_size))
+        if stamps is not None:
+            stamps[rel] = _stamp(path, target_st)
+
+
+def _stamp(path: str, st: os.stat_result) -> Stamp:
+    if st.st_ino == 0 and os.name == "nt":  # pragma: no cover - DirEntry.stat on Windows
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,25 +303,37 @@ def _hash_group(items: list[tuple[str, int]]) -> list[str]:
     return [hash_range(path, 0, size) for path, size in items]
 
 
+class _Known:
+    """A file whose hashes came from the cache."""
+
+    __slots__ = ("hashes",)
+
+    def __init__(self, hashes: list[str]):
+        self.hashes = hashes
+
+
 def iter_hashed(
     base: str,
     files: list[tuple[str, int]],
     cancel: threading.Event | None = None,
     threads: int = 0,
+    known: dict[int, list[str]] | None = None,
+    opened: list[int] | None = None,
 ) -> Iterator[RawBatch]:
     """Hash ``files`` (sorted ``(rel, size)``); yield batches in manifest order.
 
     A batch is ``(paths, sizes, hashes)``: the hashes of all the batch's chunks, in order.
     Files of at most 4 KiB are hashed here, in the calling thread; larger ones go to a pool of
     one thread per core: mid-size files in groups of about 1 MiB (one task per file would cost
-    more in hand-offs than the hashing), large files one task per 4 MiB chunk.
+    more in hand-offs than the hashing), large files one task per 4 MiB chunk. Files in
+    ``known`` (index -> hashes, from the cache) are not opened; ``opened[0]`` counts the others.
     """
     threads = threads or _threads()
     pool: ThreadPoolExecutor | None = None
     # files not yet emitted, in order: (rel, size, what to wait for)
     #   None | str: a small file's hash (None when empty);
     #   (_Group, i): a mid-size file, item i of a group;  list[Future]: a large file's chunks
-    pending: deque[tuple[str, int, str | tuple[_Group, int] | list[Future[str]] | None]] = deque()
+    pending: deque[tuple[str, int, str | tuple[_Group, int] | list[Future[str]] | _Known | None]] = deque()
     group = _Group()
     paths: list[str] = []
     sizes: list[int] = []
@@ -321,6 +360,8 @@ def iter_hashed(
                 if fut is None or (not block and not fut.done()):
                     return
                 hashes.append(fut.result()[ref[1]])
+            elif isinstance(ref, _Known):
+                hashes.extend(ref.hashes)
             elif isinstance(ref, list):
                 if not block and not all(f.done() for f in ref):
                     return
@@ -332,9 +373,23 @@ def iter_hashed(
             sizes.append(size)
 
     try:
-        for rel, size in files:
+        for index, (rel, size) in enumerate(files):
             if cancel is not None and cancel.is_set():
                 raise _CancelledError
+            cached = known.get(index) if known is not None else None
+            if cached is not None:
+                if pending:
+                    pending.append((rel, size, _Known(cached)))
+                else:
+                    paths.append(rel)
+                    sizes.append(size)
+                    hashes.extend(cached)
+                if len(paths) >= _BATCH_FILES:
+                    yield paths, sizes, hashes
+                    paths, sizes, hashes = [], [], []
+                continue
+            if opened is not None and size:
+                opened[0] += 1
             path = prefix + rel if native_sep and rel else _abs(base, rel)
             if size <= SMALL_FILE:
                 digest = _hash_small(path, size) if size else None
@@ -374,12 +429,14 @@ def iter_hashed(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def scan(root: str, patterns: list[str]) -> Iterator[RawBatch]:
-    """Walk, sort and hash in the calling thread (plus the pool for big chunks), in batches."""
+def scan(root: str, patterns: list[str], opened: list[int] | None = None) -> Iterator[RawBatch]:
+    """Walk, sort and hash in the calling thread (plus the pool for big chunks), in batches.
+
+    ``opened[0]`` counts the files opened."""
     matcher = IgnoreMatcher(patterns)
     files = walk(root, matcher)
     files.sort()
-    yield from iter_hashed(root, files)
+    yield from iter_hashed(root, files, opened=opened)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,8 +448,14 @@ _END = object()
 class FallbackJob:
     """A scan in a background thread: ``wait_walk`` -> ``start_hashing`` -> ``next_batch``."""
 
-    def __init__(self, base: str, target: Callable[[threading.Event], list[tuple[str, int]]]):
+    def __init__(
+        self, base: str, target: Callable[[threading.Event, dict[str, Stamp]], list[tuple[str, int]]]
+    ):
         self._cancel = threading.Event()
+        self._stamps: dict[str, Stamp] = {}
+        self._files: list[tuple[str, int]] = []
+        self._known: dict[int, list[str]] | None = None
+        self._opened = [0]
         self._go = threading.Event()
         self._walked: queue.Queue[tuple[int, int] | BaseException] = queue.Queue(1)
         self._summary: tuple[int, int] | None = None
@@ -407,8 +470,8 @@ class FallbackJob:
     def for_tree(cls, root: str, patterns: list[str]) -> FallbackJob:
         matcher = IgnoreMatcher(patterns)  # raises ValueError here, before the thread starts
 
-        def target(cancel: threading.Event) -> list[tuple[str, int]]:
-            files = walk(root, matcher, cancel)
+        def target(cancel: threading.Event, stamps: dict[str, Stamp]) -> list[tuple[str, int]]:
+            files = walk(root, matcher, cancel, stamps)
             files.sort()
             return files
 
@@ -416,23 +479,28 @@ class FallbackJob:
 
     @classmethod
     def for_file(cls, path: str) -> FallbackJob:
-        def target(cancel: threading.Event) -> list[tuple[str, int]]:
-            return [("", os.stat(path).st_size)]
+        def target(cancel: threading.Event, stamps: dict[str, Stamp]) -> list[tuple[str, int]]:
+            st = os.stat(path)
+            stamps[""] = _stamp(path, st)
+            return [("", st.st_size)]
 
         return cls(path, target)
 
-    def _run(self, base: str, target: Callable[[threading.Event], list[tuple[str, int]]]) -> None:
+    def _run(
+        self, base: str, target: Callable[[threading.Event, dict[str, Stamp]], list[tuple[str, int]]]
+    ) -> None:
         try:
-            files = target(self._cancel)
+            files = target(self._cancel, self._stamps)
         except BaseException as e:
             self._walked.put(e)
             return
+        self._files = files
         self._walked.put((len(files), sum(s for _, s in files)))
         while not self._go.wait(0.05):
             if self._cancel.is_set():
                 return
         try:
-            for batch in iter_hashed(base, files, self._cancel):
+            for batch in iter_hashed(base, files, self._cancel, known=self._known, opened=self._opened):
                 self._out.put(batch)
             self._out.put(_END)
         except BaseException as e:
@@ -450,8 +518,42 @@ class FallbackJob:
         self._summary = got
         return got
 
-    def start_hashing(self) -> None:
+    def start_hashing(self, skip: list[int] | None = None, digests: list[str] | None = None) -> None:
+        """Lets the hashing begin; files ``skip`` (sorted indices) take ``digests`` (hex, in order)
+        instead of being read."""
+        if self._go.is_set():
+            return
+        if skip is not None:
+            known: dict[int, list[str]] = {}
+            hexes = digests or []
+            at = 0
+            for i in skip:
+                n = -(-self._files[i][1] // CHUNK_SIZE)
+                known[i] = hexes[at : at + n]
+                at += n
+            if at != len(hexes):
+                raise ValueError("chunker: cached digests do not match the walk")
+            self._known = known
         self._go.set()
+
+    def file_keys(self) -> tuple[list[bytes], list[int], list[int]] | None:
+        """``(keys, sizes, mtime_ns)`` of the walk's files in manifest order, the keys being the
+        hash cache's (``_hash_cache.make_key``); None before the walk is done."""
+        if self._summary is None:
+            return None
+        stamps = self._stamps
+        keys: list[bytes] = []
+        mtimes: list[int] = []
+        for rel, size in self._files:
+            m, c, ino, dev = stamps[rel]
+            keys.append(make_key(rel, size, m, c, ino, dev))
+            mtimes.append(m)
+        return keys, [s for _, s in self._files], mtimes
+
+    @property
+    def files_read(self) -> int:
+        """Files opened to hash so far (cached ones are not)."""
+        return self._opened[0]
 
     def next_batch(self, timeout: float) -> RawBatch | None:
         if self._done:

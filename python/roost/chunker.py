@@ -49,6 +49,19 @@ Progress
     Sync and async callbacks are both called in order, async ones awaited; an exception raised by
     the callback stops the scan and propagates.
 
+The hash cache
+    :func:`scan_directory` and :func:`chunk_directory` (and so ``push()``) keep, per root, the
+    chunks of every file with its stat fingerprint ``(path, size, mtime_ns, ctime_ns, inode,
+    device)``. A file whose fingerprint is unchanged since the last scan is not opened: its
+    chunks come from the cache. Any difference re-hashes it, and so does a file modified within
+    2 seconds before the scan that cached it (the "racy git" rule). ``cache=False`` bypasses
+    it (neither read nor written). The cache lives in ``ROOST_CACHE_DIR``, else the user cache
+    dir (``$XDG_CACHE_HOME`` or ``~/.cache`` on Linux, ``%LOCALAPPDATA%`` on Windows,
+    ``~/Library/Caches`` on macOS) under ``owlette-sdk/hash-cache``; it is written atomically
+    after each successful scan that changed it, and a corrupt, truncated or foreign-version
+    file is ignored and rebuilt. Results are identical with and without it. Format and rules:
+    ``roost._hash_cache``.
+
 Reading chunks back
     :func:`read_chunk` re-reads one chunk (and, given its hash, verifies it) right before it is
     uploaded, raising :class:`roost.ChunkSourceChangedError` when the file changed since it was
@@ -69,6 +82,7 @@ import hashlib
 import inspect
 import os
 import stat
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,7 +90,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import anyio.to_thread
 
-from . import _chunker_py
+from . import _chunker_py, _hash_cache
 from ._chunker_glob import PatternError
 from ._chunker_native import NativeModule, load
 from ._errors import ChunkSourceChangedError
@@ -262,7 +276,12 @@ def _check_file(abs_path: str | os.PathLike[str]) -> str:
 class _Job(Protocol):
     def wait_walk(self, timeout: float) -> tuple[int, int] | None: ...
 
-    def start_hashing(self) -> None: ...
+    def start_hashing(self, skip: list[int] | None = ..., digests: Any = ...) -> None: ...
+
+    def file_keys(self) -> tuple[list[bytes], list[int], list[int]] | None: ...
+
+    @property
+    def files_read(self) -> int: ...
 
     def next_batch(self, timeout: float) -> RawBatch | None: ...
 
@@ -303,15 +322,83 @@ def _file_job(path: str, native: NativeModule | None) -> _Job:
     return native.ScanJob.for_file(path)
 
 
-def _run_sync(job: _Job, native: NativeModule | None) -> list[ChunkedFileEntry]:
+# ---------------------------------------------------------------------------------------------
+# the hash cache (see roost._hash_cache)
+
+_last_files_read = 0  # files opened by the last tree scan (for tests and benchmarks)
+
+
+def _files_read() -> int:
+    """How many files the last :func:`scan_directory`/:func:`chunk_directory` opened."""
+    return _last_files_read
+
+
+@dataclass(slots=True)
+class _CachePlan:
+    path: str
+    start_ns: int
+    keys: list[bytes]
+    mtimes: list[int]
+    hits: int
+    stored: int  # entries in the loaded cache (0 without one)
+
+
+def _cache_start(job: _Job, native: NativeModule | None, root: str, start_ns: int) -> _CachePlan:
+    """Looks the walked files up in the cache and starts the hashing of the others."""
+    listed = job.file_keys()
+    if listed is None:
+        raise RuntimeError("chunker: internal error: no file list after the walk")
+    keys, _sizes, mtimes = listed
+    path = _hash_cache.cache_path(root)
+    snap = _hash_cache.load(path, CHUNK_SIZE_BYTES)
+    hits = _hash_cache.CacheHits([], [])
+    if snap is not None:
+        hits = _hash_cache.lookup(snap, keys)
+    try:
+        if native is None:
+            job.start_hashing(hits.indices, hits.split())
+        else:
+            job.start_hashing(hits.indices, bytes.fromhex("".join(hits.hashes)))
+    except ValueError:  # chunk counts that do not match the sizes: the cache is ignored
+        snap, hits = None, _hash_cache.CacheHits([], [])
+        job.start_hashing()
+    stored = 0 if snap is None else len(snap.index)
+    return _CachePlan(path, start_ns, keys, mtimes, len(hits.indices), stored)
+
+
+def _cache_finish(plan: _CachePlan | None, job: _Job, out: list[ChunkedFileEntry]) -> None:
+    global _last_files_read
+    _last_files_read = job.files_read
+    if plan is None:
+        return
+    if plan.hits == len(plan.keys) and plan.stored == plan.hits:
+        return  # nothing changed: keep the file as it is
+    if len(out) != len(plan.keys):
+        raise RuntimeError("chunker: internal error: the scan lost files")
+    hashes = [[c.hash for c in e.chunks] for e in out]
+    _hash_cache.save(plan.path, CHUNK_SIZE_BYTES, plan.start_ns, plan.keys, plan.mtimes, hashes)
+
+
+def _start(job: _Job, native: NativeModule | None, root: str | None, start_ns: int) -> _CachePlan | None:
+    if root is None:
+        job.start_hashing()
+        return None
+    with _gc_paused():  # 20,000 keys and slices: see _entries
+        return _cache_start(job, native, root, start_ns)
+
+
+def _run_sync(
+    job: _Job, native: NativeModule | None, cache_root: str | None = None, start_ns: int = 0
+) -> list[ChunkedFileEntry]:
     try:
         while _guard(native, job.wait_walk, _POLL_SECONDS) is None:
             pass
-        job.start_hashing()
+        plan = _start(job, native, cache_root, start_ns)
         out: list[ChunkedFileEntry] = []
         with _gc_paused():  # no user code runs here; see _entries
             while (batch := _guard(native, job.next_batch, _POLL_SECONDS)) is not None:
                 out += _entries(batch)
+        _cache_finish(plan, job, out)
         return out
     finally:
         job.cancel()
@@ -324,21 +411,28 @@ async def _emit(callback: ProgressCallback, event: ChunkProgressEvent) -> None:
 
 
 async def _run_async(
-    job: _Job, native: NativeModule | None, on_progress: ProgressCallback | None, path: str | None = None
+    job: _Job,
+    native: NativeModule | None,
+    on_progress: ProgressCallback | None,
+    path: str | None = None,
+    cache_root: str | None = None,
+    start_ns: int = 0,
 ) -> list[ChunkedFileEntry]:
+    # Each poll returns within _POLL_SECONDS, so a cancellation lands promptly without abandoning
+    # the worker thread (and without needing anyio >= 4.1: httpx is the only declared dependency).
     run = anyio.to_thread.run_sync
     try:
         summary = None
         while summary is None:
-            summary = await run(_guard, native, job.wait_walk, _POLL_SECONDS, abandon_on_cancel=True)
+            summary = await run(_guard, native, job.wait_walk, _POLL_SECONDS)
         file_count, total_bytes = summary
         if on_progress is not None:
             await _emit(on_progress, DiscoverProgress(file_count, total_bytes))
-        job.start_hashing()
+        plan = await run(_start, job, native, cache_root, start_ns)
         out: list[ChunkedFileEntry] = []
         files_done = bytes_done = 0
         while True:
-            batch = await run(_guard, native, job.next_batch, _POLL_SECONDS, abandon_on_cancel=True)
+            batch = await run(_guard, native, job.next_batch, _POLL_SECONDS)
             if batch is None:
                 break
             entries = _entries(batch, path)
@@ -352,6 +446,8 @@ async def _run_async(
                 out.append(entry)
                 files_done += 1
                 bytes_done += entry.size
+        if path is None:  # a tree (chunk_one_file passes its entry's path)
+            await run(_cache_finish, plan, job, out)
         if on_progress is not None:
             await _emit(on_progress, HashProgress("", file_count, file_count, total_bytes, total_bytes))
         return out
@@ -363,36 +459,51 @@ async def _run_async(
 # public API
 
 
-def scan_directory(root: str | os.PathLike[str], *, ignore: Sequence[str] = ()) -> list[ChunkedFileEntry]:
+def scan_directory(
+    root: str | os.PathLike[str], *, ignore: Sequence[str] = (), cache: bool = True
+) -> list[ChunkedFileEntry]:
     """Walk ``root`` and chunk every file (blocking; for custom uploaders and scripts).
 
     Returns the entries in manifest order (sorted by path). See the module documentation for the
-    walk rules, the ignore patterns and the errors.
+    walk rules, the ignore patterns, the hash cache (``cache=False`` bypasses it) and the errors.
     """
     patterns = _patterns(ignore)
+    start_ns = time.time_ns()
     root_str = _resolve_root(root)
     native = load()
+    if cache:
+        return _run_sync(_tree_job(root_str, patterns, native), native, root_str, start_ns)
     if native is None:
+        global _last_files_read
+        opened = [0]
         try:
             with _gc_paused():
-                return [e for batch in _chunker_py.scan(root_str, patterns) for e in _entries(batch)]
+                out = [e for batch in _chunker_py.scan(root_str, patterns, opened) for e in _entries(batch)]
         except _chunker_py.SourceChanged as e:
             raise _translate(e, None) from None
+        _last_files_read = opened[0]
+        return out
     return _run_sync(native.ScanJob(root_str, patterns), native)
 
 
 async def chunk_directory(
-    root: str | os.PathLike[str], *, ignore: Sequence[str] = (), on_progress: ProgressCallback | None = None
+    root: str | os.PathLike[str],
+    *,
+    ignore: Sequence[str] = (),
+    on_progress: ProgressCallback | None = None,
+    cache: bool = True,
 ) -> list[ChunkedFileEntry]:
     """Like :func:`scan_directory`, without blocking the event loop, emitting progress events.
 
     All blocking work runs in worker threads; cancelling the calling task stops the scan (the
-    native workers finish within one chunk).
+    native workers finish within one chunk). ``cache=False`` bypasses the hash cache.
     """
     patterns = _patterns(ignore)
+    start_ns = time.time_ns()
     root_str = await anyio.to_thread.run_sync(_resolve_root, root)
     native = load()
-    return await _run_async(_tree_job(root_str, patterns, native), native, on_progress)
+    job = _tree_job(root_str, patterns, native)
+    return await _run_async(job, native, on_progress, None, root_str if cache else None, start_ns)
 
 
 async def chunk_one_file(abs_path: str | os.PathLike[str], rel_path: str) -> ChunkedFileEntry:

@@ -7,6 +7,11 @@
 //! uses every core. The coordinator collects the digests and hands out batches of finished files
 //! in manifest order (`next_batch`), at most every `FLUSH_INTERVAL` or `FLUSH_FILES` files.
 //! `cancel` (or dropping the job) stops the walk and the workers within one chunk.
+//!
+//! The hash cache: after the walk, the caller reads each file's stat fingerprint (`files`) and
+//! may pass, with `start_hashing`, the files it already knows (`Cached`): those are never opened,
+//! their digests are emitted in their place in manifest order. `files_read` counts the files the
+//! job opened.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -117,18 +122,30 @@ pub enum Next {
     Done,
 }
 
+type Walked = Result<(Summary, Arc<FileList>), ScanError>;
+
 enum WalkState {
-    Waiting(Receiver<Result<Summary, ScanError>>),
-    Ready(Summary),
+    Waiting(Receiver<Walked>),
+    Ready(Summary, Arc<FileList>),
     Failed,
+}
+
+/// Files whose digests the caller already has (from the hash cache): they are not read.
+#[derive(Debug, Clone, Default)]
+pub struct Cached {
+    /// One flag per file of the walk, in manifest order: true to skip it.
+    pub skip: Vec<bool>,
+    /// The digests of every chunk of the skipped files, in manifest order.
+    pub digests: Vec<[u8; 32]>,
 }
 
 pub struct ScanJob {
     cancel: Arc<AtomicBool>,
     walk: Mutex<WalkState>,
-    go: Mutex<Option<SyncSender<()>>>,
+    go: Mutex<Option<SyncSender<Option<Cached>>>>,
     batches: Mutex<Receiver<Msg>>,
     done: AtomicBool,
+    files_read: Arc<AtomicUsize>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,9 +160,17 @@ impl ScanJob {
         let (go_tx, go_rx) = mpsc::sync_channel(1);
         let (batch_tx, batch_rx) = mpsc::channel();
         let flag = Arc::clone(&cancel);
+        let files_read = Arc::new(AtomicUsize::new(0));
+        let read = Arc::clone(&files_read);
         thread::Builder::new()
             .name("roost-scan".to_owned())
-            .spawn(move || coordinator(source, config, &flag, &walk_tx, &go_rx, &batch_tx))
+            .spawn(move || {
+                let ctx = Coord {
+                    cancel: &flag,
+                    files_read: &read,
+                };
+                coordinator(source, config, &ctx, &walk_tx, &go_rx, &batch_tx);
+            })
             .map_err(|e| ScanError::Internal(format!("cannot start the scan thread: {e}")))?;
         Ok(Self {
             cancel,
@@ -153,22 +178,37 @@ impl ScanJob {
             go: Mutex::new(Some(go_tx)),
             batches: Mutex::new(batch_rx),
             done: AtomicBool::new(false),
+            files_read,
         })
+    }
+
+    /// The files found by the walk (manifest order, with their stat fingerprints), once
+    /// `wait_walk` has returned them.
+    pub fn files(&self) -> Option<Arc<FileList>> {
+        match &*lock(&self.walk) {
+            WalkState::Ready(_, files) => Some(Arc::clone(files)),
+            _ => None,
+        }
+    }
+
+    /// How many files the job has opened to hash so far.
+    pub fn files_read(&self) -> usize {
+        self.files_read.load(Ordering::Relaxed)
     }
 
     /// The walk's totals, or `None` if it has not finished within `timeout`.
     pub fn wait_walk(&self, timeout: Duration) -> Result<Option<Summary>, ScanError> {
         let mut state = lock(&self.walk);
         let outcome = match &*state {
-            WalkState::Ready(s) => return Ok(Some(*s)),
+            WalkState::Ready(s, _) => return Ok(Some(*s)),
             WalkState::Failed => {
                 return Err(ScanError::Internal("the walk already failed".to_owned()))
             }
             WalkState::Waiting(rx) => rx.recv_timeout(timeout),
         };
         match outcome {
-            Ok(Ok(s)) => {
-                *state = WalkState::Ready(s);
+            Ok(Ok((s, files))) => {
+                *state = WalkState::Ready(s, files);
                 Ok(Some(s))
             }
             Ok(Err(e)) => {
@@ -191,12 +231,32 @@ impl ScanJob {
         }
     }
 
-    /// Lets the hashing begin (after the walk); later calls do nothing.
-    pub fn start_hashing(&self) {
+    /// Lets the hashing begin (after the walk), skipping the `cached` files; later calls do
+    /// nothing. `cached` must match the walk (one flag per file, every chunk digest of the
+    /// skipped files): anything else is an error and nothing starts.
+    pub fn start_hashing(&self, cached: Option<Cached>) -> Result<(), ScanError> {
+        if let Some(c) = &cached {
+            let files = self
+                .files()
+                .ok_or_else(|| ScanError::Internal("start_hashing before the walk".to_owned()))?;
+            let want: u64 = (0..files.len())
+                .filter(|&i| c.skip.get(i).copied().unwrap_or(false))
+                .map(|i| chunk_count(files.size(i)))
+                .sum();
+            if c.skip.len() != files.len() || want != c.digests.len() as u64 {
+                return Err(ScanError::Internal(format!(
+                    "cached digests do not match the walk: {} flags for {} files, {} digests for {want} chunks",
+                    c.skip.len(),
+                    files.len(),
+                    c.digests.len()
+                )));
+            }
+        }
         if let Some(tx) = lock(&self.go).take() {
             // The coordinator may be gone already (cancelled or failed): `next_batch` says so.
-            let _ = tx.send(());
+            let _ = tx.send(cached);
         }
+        Ok(())
     }
 
     /// The next batch of finished files, `Pending` after `timeout`, or `Done`.
@@ -226,7 +286,7 @@ impl ScanJob {
     /// Runs the whole job and collects every file (for tests and simple callers).
     pub fn run_to_end(&self) -> Result<Vec<HashedFile>, ScanError> {
         while self.wait_walk(Duration::from_secs(1))?.is_none() {}
-        self.start_hashing();
+        self.start_hashing(None)?;
         let mut out = Vec::new();
         loop {
             match self.next_batch(Duration::from_secs(1))? {
@@ -246,14 +306,20 @@ impl Drop for ScanJob {
     }
 }
 
+struct Coord<'a> {
+    cancel: &'a AtomicBool,
+    files_read: &'a AtomicUsize,
+}
+
 fn coordinator(
     source: Source,
     config: JobConfig,
-    cancel: &AtomicBool,
-    walk_tx: &SyncSender<Result<Summary, ScanError>>,
-    go_rx: &Receiver<()>,
+    ctx: &Coord<'_>,
+    walk_tx: &SyncSender<Walked>,
+    go_rx: &Receiver<Option<Cached>>,
     out: &Sender<Msg>,
 ) {
+    let cancel = ctx.cancel;
     let threads = config.thread_count();
     let (base, found) = match source {
         Source::Tree { root, matcher } => {
@@ -265,7 +331,12 @@ fn coordinator(
         }
         Source::File { path } => {
             let found = std::fs::metadata(&path)
-                .map(|m| FileList::single("", m.len()))
+                .map(|m| {
+                    let mut list = FileList::default();
+                    // One path cannot exceed 4 GiB.
+                    let _ = list.push_stamped("", m.len(), platform::stamp(&m));
+                    list
+                })
                 .map_err(|e| ScanError::io(&path, e));
             (path, found)
         }
@@ -281,17 +352,17 @@ fn coordinator(
         files: files.len(),
         bytes: files.iter().map(|(_, size)| size).sum(),
     };
-    if walk_tx.send(Ok(summary)).is_err() {
+    if walk_tx.send(Ok((summary, Arc::clone(&files)))).is_err() {
         return;
     }
-    loop {
+    let cached = loop {
         match go_rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(()) => break,
+            Ok(c) => break c,
             Err(RecvTimeoutError::Timeout) if !cancel.load(Ordering::Relaxed) => {}
             Err(_) => return,
         }
-    }
-    let msg = match hash_all(&base, &files, config, threads, cancel, out) {
+    };
+    let msg = match hash_all(&base, &files, cached.as_ref(), config, threads, ctx, out) {
         Ok(()) => Msg::Done,
         Err(e) => {
             cancel.store(true, Ordering::Relaxed);
@@ -321,11 +392,15 @@ struct Tasks {
 }
 
 impl Tasks {
-    fn new(files: &FileList) -> Self {
+    /// The tasks of every file not skipped by `cached` (a skipped file has none).
+    fn new(files: &FileList, cached: Option<&Cached>) -> Self {
         let mut first = Vec::with_capacity(files.len() + 1);
         let mut total = 0usize;
-        for (_, size) in files.iter() {
+        for (i, (_, size)) in files.iter().enumerate() {
             first.push(total);
+            if cached.is_some_and(|c| c.skip[i]) {
+                continue;
+            }
             total += usize::try_from(chunk_count(size)).unwrap_or(usize::MAX);
         }
         first.push(total);
@@ -350,12 +425,14 @@ impl Tasks {
 fn hash_all(
     base: &Path,
     files: &Arc<FileList>,
+    cached: Option<&Cached>,
     config: JobConfig,
     threads: usize,
-    cancel: &AtomicBool,
+    ctx: &Coord<'_>,
     out: &Sender<Msg>,
 ) -> Result<(), ScanError> {
-    let tasks = Tasks::new(files);
+    let cancel = ctx.cancel;
+    let tasks = Tasks::new(files, cached);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<Results>();
     let workers = threads.min(tasks.total()).max(1);
@@ -366,7 +443,14 @@ fn hash_all(
             let spawned = thread::Builder::new()
                 .name(format!("roost-hash-{i}"))
                 .spawn_scoped(s, move || {
-                    hash_worker(base, files, tasks, next, config, cancel, &tx);
+                    let work = Work {
+                        base,
+                        files,
+                        tasks,
+                        next,
+                        config,
+                    };
+                    hash_worker(&work, ctx, &tx);
                 });
             if let Err(e) = spawned {
                 cancel.store(true, Ordering::Relaxed);
@@ -376,7 +460,7 @@ fn hash_all(
             }
         }
         drop(tx);
-        let result = collect(files, &tasks, &rx, cancel, out);
+        let result = collect(files, &tasks, cached, &rx, cancel, out);
         if result.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -384,15 +468,23 @@ fn hash_all(
     })
 }
 
-fn hash_worker(
-    base: &Path,
-    files: &FileList,
-    tasks: &Tasks,
-    next: &AtomicUsize,
+struct Work<'a> {
+    base: &'a Path,
+    files: &'a FileList,
+    tasks: &'a Tasks,
+    next: &'a AtomicUsize,
     config: JobConfig,
-    cancel: &AtomicBool,
-    tx: &Sender<Results>,
-) {
+}
+
+fn hash_worker(work: &Work<'_>, ctx: &Coord<'_>, tx: &Sender<Results>) {
+    let Work {
+        base,
+        files,
+        tasks,
+        next,
+        config,
+    } = *work;
+    let cancel = ctx.cancel;
     let mut reader = ChunkReader::new(config.mode, config.piece);
     let mut dir: Option<(String, platform::DirHandle)> = None;
     let mut group = Vec::with_capacity(WORKER_GROUP);
@@ -411,6 +503,9 @@ fn hash_worker(
         let len = chunk_len(size, ci);
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let offset = ci * CHUNK_SIZE;
+        if ci == 0 {
+            ctx.files_read.fetch_add(1, Ordering::Relaxed);
+        }
         match hash_task(&mut reader, &mut dir, base, files.rel(fi), offset, len) {
             Ok(d) => group.push((t, d)),
             Err(e) => {
@@ -467,6 +562,7 @@ fn hash_task(
 fn collect(
     files: &Arc<FileList>,
     tasks: &Tasks,
+    cached: Option<&Cached>,
     rx: &Receiver<Results>,
     cancel: &AtomicBool,
     out: &Sender<Msg>,
@@ -478,12 +574,18 @@ fn collect(
     let mut batch_start = 0usize;
     let mut ready: Vec<[u8; 32]> = Vec::new();
     let mut deadline: Option<Instant> = None;
+    let mut cached_at = 0usize; // next digest of `cached`
     loop {
         // Move every finished file at the front of the window to the batch.
         while frontier < n {
             let count = tasks.count(frontier);
             if window.len() < count || window.iter().take(count).any(Option::is_none) {
                 break;
+            }
+            if let Some(c) = cached.filter(|c| c.skip[frontier]) {
+                let k = usize::try_from(chunk_count(files.size(frontier))).unwrap_or(usize::MAX);
+                ready.extend_from_slice(&c.digests[cached_at..cached_at + k]);
+                cached_at += k;
             }
             ready.extend(window.drain(..count).flatten());
             window_base += count;
@@ -649,6 +751,59 @@ mod tests {
     }
 
     #[test]
+    fn cached_files_are_not_read() {
+        let root = tmp("cached");
+        let big: Vec<u8> = (0..(5 * 1024 * 1024))
+            .map(|i: u32| (i % 251) as u8)
+            .collect();
+        fs::write(root.join("a"), b"aaa").unwrap();
+        fs::write(root.join("b"), &big).unwrap();
+        fs::write(root.join("c"), b"ccc").unwrap();
+        let matcher = IgnoreMatcher::new::<&str>(&[], true).unwrap();
+        let source = Source::Tree {
+            root: root.clone(),
+            matcher,
+        };
+        let job = ScanJob::start(source, JobConfig::default()).unwrap();
+        while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
+        let files = job.files().unwrap();
+        assert_eq!(files.len(), 3);
+        assert_ne!(files.stamp(1), platform::Stamp::default());
+        // "b" (two chunks) is known, with made-up digests: they must come back as given.
+        let cached = Cached {
+            skip: vec![false, true, false],
+            digests: vec![[7u8; 32], [9u8; 32]],
+        };
+        let bad = Cached {
+            skip: vec![false, true, false],
+            digests: vec![[7u8; 32]],
+        };
+        assert!(job.start_hashing(Some(bad)).is_err());
+        job.start_hashing(Some(cached)).unwrap();
+        let mut got = Vec::new();
+        loop {
+            match job.next_batch(Duration::from_secs(5)).unwrap() {
+                Next::Batch(b) => {
+                    got.extend(b.iter().map(|(r, s, d)| (r.to_owned(), s, d.to_vec())))
+                }
+                Next::Pending => {}
+                Next::Done => break,
+            }
+        }
+        assert_eq!(job.files_read(), 2);
+        assert_eq!(got[1].2, vec![[7u8; 32], [9u8; 32]]);
+        assert_eq!(
+            got[0].2.iter().map(to_hex).collect::<Vec<_>>(),
+            oracle(b"aaa")
+        );
+        assert_eq!(
+            got[2].2.iter().map(to_hex).collect::<Vec<_>>(),
+            oracle(b"ccc")
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn cancel_stops_a_job() {
         let root = tmp("cancel");
         fs::write(root.join("f"), vec![1u8; 3 * CHUNK_SIZE as usize]).unwrap();
@@ -663,7 +818,7 @@ mod tests {
         .unwrap();
         while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
         job.cancel();
-        job.start_hashing();
+        job.start_hashing(None).unwrap();
         let r = job.next_batch(Duration::from_secs(5));
         assert!(matches!(r, Err(ScanError::Cancelled)), "{r:?}");
         fs::remove_dir_all(&root).unwrap();

@@ -10,6 +10,9 @@
 //! - `read_at`: positional read (`pread` on Unix, `seek_read` on Windows, seek + read elsewhere).
 //! - `escape_name`: a file name that is not valid Unicode, shown with its bad bytes as `\xNN`.
 //! - `os_code`: the raw OS error number, split into errno (Unix) or winerror (Windows), for Python.
+//! - `stamp`: the stat fingerprint the hash cache compares (mtime and ctime in ns, inode, device
+//!   on Unix, the same numbers Python's `os.stat` gives; elsewhere the modification and creation
+//!   times with inode and device 0, so a cache there relies on times and size).
 //!
 //! Paths come out `/`-separated everywhere because the walk builds relative paths by joining
 //! component names with `/` itself, never from the OS's path text.
@@ -18,6 +21,15 @@ use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io;
 use std::path::Path;
+
+/// The stat fingerprint of a file, for the hash cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub dev: u64,
+}
 
 /// A raw OS error code, as Python's `OSError` wants it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +51,21 @@ mod imp {
 
     pub fn file_id(_path: &Path, meta: &Metadata) -> io::Result<FileId> {
         Ok((meta.dev(), meta.ino()))
+    }
+
+    pub fn stamp(meta: &Metadata) -> super::Stamp {
+        super::Stamp {
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
     }
 
     pub fn open_read(path: &Path) -> io::Result<File> {
@@ -98,6 +125,15 @@ mod imp {
         std::fs::canonicalize(path)
     }
 
+    pub fn stamp(meta: &Metadata) -> super::Stamp {
+        super::Stamp {
+            mtime_ns: super::system_ns(meta.modified()),
+            ctime_ns: super::system_ns(meta.created()),
+            ino: 0,
+            dev: 0,
+        }
+    }
+
     pub fn open_read(path: &Path) -> io::Result<File> {
         File::open(path)
     }
@@ -140,6 +176,15 @@ mod imp {
         std::fs::canonicalize(path)
     }
 
+    pub fn stamp(meta: &Metadata) -> super::Stamp {
+        super::Stamp {
+            mtime_ns: super::system_ns(meta.modified()),
+            ctime_ns: super::system_ns(meta.created()),
+            ino: 0,
+            dev: 0,
+        }
+    }
+
     pub fn open_read(path: &Path) -> io::Result<File> {
         File::open(path)
     }
@@ -170,7 +215,17 @@ mod imp {
     }
 }
 
-pub use imp::{file_id, open_dir, open_in, open_read, os_code, read_at, DirHandle, FileId};
+pub use imp::{file_id, open_dir, open_in, open_read, os_code, read_at, stamp, DirHandle, FileId};
+
+/// Nanoseconds since the Unix epoch (negative before it; 0 when the platform has no such time).
+#[cfg(not(unix))]
+fn system_ns(t: io::Result<std::time::SystemTime>) -> i64 {
+    let Ok(t) = t else { return 0 };
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
 
 /// `bytes` as text, each byte that is not part of valid UTF-8 written as `\xNN` (lowercase hex),
 /// exactly like Python's `bytes.decode("utf-8", "backslashreplace")`.

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{non_utf8_message, ScanError};
 use crate::hash::{self, ChunkReader, ReadMode, DEFAULT_PIECE};
-use crate::job::{JobConfig, Next, ScanJob, Source};
+use crate::job::{Cached, JobConfig, Next, ScanJob, Source};
 use crate::pattern::{self, IgnoreMatcher};
 use crate::platform::{self, OsCode};
 
@@ -135,8 +135,81 @@ impl PyScanJob {
         Ok(r.map(|s| (s.files, s.bytes)))
     }
 
-    fn start_hashing(&self) {
-        self.job.start_hashing();
+    /// Lets the hashing begin. `skip` (sorted indices into the walk's files) are not read:
+    /// `digests` holds the raw 32-byte digests of all their chunks, in order.
+    #[pyo3(signature = (skip = None, digests = None))]
+    fn start_hashing(&self, skip: Option<Vec<usize>>, digests: Option<&[u8]>) -> PyResult<()> {
+        let cached = match skip {
+            None => None,
+            Some(skip) => {
+                let n = self.job.files().map_or(0, |f| f.len());
+                let mut flags = vec![false; n];
+                for i in skip {
+                    let slot = flags
+                        .get_mut(i)
+                        .ok_or_else(|| PyValueError::new_err(format!("no file {i} in the walk")))?;
+                    *slot = true;
+                }
+                let raw = digests.unwrap_or_default();
+                if raw.len() % 32 != 0 {
+                    return Err(PyValueError::new_err("digests: not a multiple of 32 bytes"));
+                }
+                let digests = raw
+                    .chunks_exact(32)
+                    .map(|c| {
+                        let mut d = [0u8; 32];
+                        d.copy_from_slice(c);
+                        d
+                    })
+                    .collect();
+                Some(Cached {
+                    skip: flags,
+                    digests,
+                })
+            }
+        };
+        self.job
+            .start_hashing(cached)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// The hash-cache keys of the walk's files, in manifest order: `(keys, sizes, mtime_ns)`,
+    /// each key the little-endian `size i64, mtime_ns i64, ctime_ns i64, inode u64, device u64`
+    /// followed by the UTF-8 path (see `roost._hash_cache`). None before the walk is done.
+    #[allow(clippy::type_complexity)]
+    fn file_keys<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<(Bound<'py, PyList>, Vec<u64>, Vec<i64>)>> {
+        let Some(files) = self.job.files() else {
+            return Ok(None);
+        };
+        let n = files.len();
+        let mut sizes = Vec::with_capacity(n);
+        let mut mtimes = Vec::with_capacity(n);
+        let mut buf = Vec::with_capacity(256);
+        let keys = PyList::empty(py);
+        for i in 0..n {
+            let st = files.stamp(i);
+            let size = files.size(i);
+            buf.clear();
+            buf.extend_from_slice(&i64::try_from(size).unwrap_or(i64::MAX).to_le_bytes());
+            buf.extend_from_slice(&st.mtime_ns.to_le_bytes());
+            buf.extend_from_slice(&st.ctime_ns.to_le_bytes());
+            buf.extend_from_slice(&st.ino.to_le_bytes());
+            buf.extend_from_slice(&st.dev.to_le_bytes());
+            buf.extend_from_slice(files.rel(i).as_bytes());
+            keys.append(PyBytes::new(py, &buf))?;
+            sizes.push(size);
+            mtimes.push(st.mtime_ns);
+        }
+        Ok(Some((keys, sizes, mtimes)))
+    }
+
+    /// How many files this job has opened to hash (cached files are not).
+    #[getter]
+    fn files_read(&self) -> usize {
+        self.job.files_read()
     }
 
     /// The next files in manifest order, as three lists: paths, sizes, and the chunk hashes of

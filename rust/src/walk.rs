@@ -2,7 +2,8 @@
 //!
 //! Worker threads share a stack of directories to read (depth first keeps it small). Each entry:
 //! - a name that is not valid UTF-8 stops the walk with an error naming it;
-//! - regular files are kept with their size, unless ignored;
+//! - regular files are kept with their size and stat fingerprint (`platform::Stamp`, for the
+//!   hash cache: the walk's own `stat`, so a warm scan costs no extra call), unless ignored;
 //! - directories are descended unless ignored (a matched directory is pruned);
 //! - symlinks are followed when the target exists and resolves inside the root: a file is kept
 //!   under the link's path, a directory is walked under it, unless that directory is one of the
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use crate::error::ScanError;
 use crate::pattern::IgnoreMatcher;
-use crate::platform::{self, FileId};
+use crate::platform::{self, FileId, Stamp};
 
 /// The regular files found by a walk: `/`-separated paths relative to the root, and sizes.
 ///
@@ -36,6 +37,7 @@ struct Item {
     start: u32,
     len: u32,
     size: u64,
+    stamp: Stamp,
 }
 
 fn too_many() -> ScanError {
@@ -53,11 +55,21 @@ impl FileList {
     }
 
     pub fn push(&mut self, rel: &str, size: u64) -> Result<(), ScanError> {
+        self.push_stamped(rel, size, Stamp::default())
+    }
+
+    /// Adds a file with its stat fingerprint (for the hash cache).
+    pub fn push_stamped(&mut self, rel: &str, size: u64, stamp: Stamp) -> Result<(), ScanError> {
         let start = u32::try_from(self.text.len()).map_err(|_| too_many())?;
         let len = u32::try_from(rel.len()).map_err(|_| too_many())?;
         start.checked_add(len).ok_or_else(too_many)?;
         self.text.push_str(rel);
-        self.items.push(Item { start, len, size });
+        self.items.push(Item {
+            start,
+            len,
+            size,
+            stamp,
+        });
         Ok(())
     }
 
@@ -103,6 +115,12 @@ impl FileList {
     #[must_use]
     pub fn size(&self, i: usize) -> u64 {
         self.items[i].size
+    }
+
+    /// The stat fingerprint of file `i` recorded by the walk.
+    #[must_use]
+    pub fn stamp(&self, i: usize) -> Stamp {
+        self.items[i].stamp
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
@@ -327,7 +345,7 @@ fn read_dir(
                 Err(e) => return Err(ScanError::io(entry.path(), e)),
             };
             if meta.is_file() {
-                found.push(rel, meta.len())?;
+                found.push_stamped(rel, meta.len(), platform::stamp(&meta))?;
             }
         } else if ft.is_dir() {
             if ctx.matcher.is_ignored(name, rel, true) {
@@ -385,7 +403,7 @@ fn read_dir(
                     chain,
                 });
             } else {
-                found.push(rel, meta.len())?;
+                found.push_stamped(rel, meta.len(), platform::stamp(&meta))?;
             }
         }
     }

@@ -96,7 +96,9 @@ async def push_directory(
     emit = Emitter(opts.on_progress)
     started = time.perf_counter()
 
-    entries: list[ChunkedFileEntry] = await chunk_directory(root, ignore=opts.ignore, on_progress=emit)
+    entries: list[ChunkedFileEntry] = await chunk_directory(
+        root, ignore=opts.ignore, on_progress=emit, cache=opts.cache
+    )
     if not entries:
         raise ValueError(f"push: no files found under {root!r}; there is nothing to publish")
     manifest = build_manifest(root, entries)

@@ -68,6 +68,9 @@ class PushOptions:
     - ``ignore``: extra ignore patterns for the walk (see :func:`roost.chunker.chunk_directory`).
     - ``dry_run``: stop after the dedup check; the result's ``plan`` says what would be uploaded
       and nothing is uploaded or published (see :class:`PushResult`).
+    - ``cache``: use the local hash cache, so that files unchanged since the last push of this
+      directory are not read again (see :mod:`roost.chunker`); ``False`` re-reads everything.
+      The upload-time check still re-hashes every chunk uploaded.
     """
 
     site_id: str
@@ -79,6 +82,7 @@ class PushOptions:
     ignore: Sequence[str] = field(default_factory=tuple)
     concurrency: int = 8
     dry_run: bool = False
+    cache: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,50 @@
+"""Push and the local hash cache: a re-push does not re-read unchanged files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from roost import PushOptions, Roost, chunker
+
+pytest.importorskip("uvicorn", reason="the emulator needs the server extra")
+pytest.importorskip("starlette", reason="the emulator needs the server extra")
+testing = pytest.importorskip("roost.testing")
+
+pytestmark = pytest.mark.anyio
+
+ROOST = "rst_push_cache"
+OLD_NS = 1_600_000_000_000_000_000  # outside the racy window
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_tree(root: Path) -> None:
+    (root / "d").mkdir()
+    (root / "a.txt").write_bytes(b"alpha\n")
+    (root / "d" / "b.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    for p in (root / "a.txt", root / "d" / "b.bin"):
+        os.utime(p, ns=(OLD_NS, OLD_NS))
+
+
+async def test_repush_reads_nothing_and_cache_false_reads_everything(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    async with testing.serve() as server, Roost(token=server.token, api_url=server.url) as client:
+        first = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+        assert chunker._files_read() == 2
+        second = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+        assert chunker._files_read() == 0
+        assert second.stats == dataclasses.replace(first.stats, uploaded_chunks=0, uploaded_bytes=0)
+        third = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, cache=False))
+        assert chunker._files_read() == 2
+        assert third.stats.total_chunks == first.stats.total_chunks
+        (tmp_path / "a.txt").write_bytes(b"ALPHA\n")  # same size, new mtime
+        fourth = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+        assert chunker._files_read() == 1
+        assert fourth.stats.uploaded_chunks == 1
