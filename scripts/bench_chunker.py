@@ -17,7 +17,8 @@ The hash cache (``--no-cache`` skips this): ``warm``, a re-scan of the unchanged
 cache (native and fallback; the cache in a temporary ``ROOST_CACHE_DIR``, primed by one scan), is
 compared with ``native`` (a cold scan, ``cache=False``) and with ``find DIR -type f -printf '%s
 %T@\n'`` (one ``stat`` per file: what a warm scan is bounded by), on the same tree in the same run;
-``load`` is the time to read and index the cache file.
+``load`` is the time to read and index the cache file, and ``warm_fast_native`` a warm native
+re-scan with ``verify="fast"`` (every file read once for its xxh3-128 digest).
 
 It checks that the three implementations produce the same hashes, prints times and the ratios
 the targets are stated in, and the peak RSS of a native scan of ``many-tiny`` (measured in a
@@ -82,12 +83,13 @@ def run_fallback(root: str) -> list[chunker.ChunkedFileEntry]:
         os.environ.pop("ROOST_NATIVE", None)
 
 
-def run_warm(root: str, backend: str) -> list[chunker.ChunkedFileEntry]:
-    """A re-scan with the hash cache (primed beforehand): nothing is read."""
+def run_warm(root: str, backend: str, verify: str = "stat") -> list[chunker.ChunkedFileEntry]:
+    """A re-scan with the hash cache (primed beforehand): nothing is SHA-256-hashed (with
+    ``verify="fast"`` every file is read once for its xxh3-128 digest)."""
     if backend == "python":
         os.environ["ROOST_NATIVE"] = "0"
     try:
-        entries = chunker.scan_directory(root, cache=True)
+        entries = chunker.scan_directory(root, cache=True, verify=verify)  # type: ignore[arg-type]
     finally:
         os.environ.pop("ROOST_NATIVE", None)
     if chunker._files_read():
@@ -112,23 +114,26 @@ def run_cache_load(root: str) -> int:
 
 def cache_rows(root: str, repeat: int, cold_s: float, want: Result) -> dict[str, Any]:
     """Warm-cache re-scans against the cold native scan and ``find``, in one interleaved run."""
-    run_warm_prime = chunker.scan_directory(root, cache=True)  # writes the cache
+    # writes the cache, with the content digests verify="fast" checks (kept by the plain scans)
+    run_warm_prime = chunker.scan_directory(root, cache=True, verify="fast")
     del run_warm_prime
     t = interleaved(
         {
             "warm_native": partial(run_warm, root, "native"),
+            "warm_fast_native": partial(run_warm, root, "native", "fast"),
             "warm_fallback": partial(run_warm, root, "python"),
             "find": partial(run_find, root),
             "load": partial(run_cache_load, root),
         },
         max(repeat, 5),
     )
-    for key in ("warm_native", "warm_fallback"):
+    for key in ("warm_native", "warm_fast_native", "warm_fallback"):
         if as_result(t[key][1]) != want:
             raise RuntimeError(f"{root}: the {key} scan DISAGREES with the cold one")
     warm_s, find_s = t["warm_native"][0], t["find"][0]
     return {
         "warm_native_s": warm_s,
+        "warm_fast_native_s": t["warm_fast_native"][0],
         "warm_fallback_s": t["warm_fallback"][0],
         "find_s": find_s,
         "cache_load_s": t["load"][0],
@@ -432,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"    hash cache: cold native {t_native:.3f}s, warm native {cache['warm_native_s']:.4f}s "
                 f"({cache['cold/warm']:.1f}x faster; find {cache['find_s']:.4f}s, warm/find "
                 f"{1 / cache['find/warm']:.2f}x), warm fallback {cache['warm_fallback_s']:.4f}s, "
-                f"cache load {cache['cache_load_s'] * 1000:.1f} ms"
+                f'cache load {cache["cache_load_s"] * 1000:.1f} ms; warm native verify="fast" '
+                f"{cache['warm_fast_native_s']:.4f}s"
             )
         if args.modes:
             modes = native_modes(root, args.repeat)

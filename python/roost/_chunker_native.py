@@ -70,6 +70,8 @@ class NativeModule(Protocol):
 
     def cpu_features(self) -> list[tuple[str, bool]]: ...
 
+    def xxh3_files(self, paths: list[str]) -> list[bytes]: ...
+
 
 def _import() -> NativeModule | None:
     try:

@@ -26,12 +26,21 @@ Keys
     builds it in Rust, the fallback with :func:`make_key`; a lookup is then one dictionary probe
     per file, run in C.
 
-Format (version 1, little-endian)
+Content digests (``verify="fast"``)
+    Each entry may carry a digest of the file's whole content, written by a scan with
+    ``verify="fast"`` (empty otherwise): one algorithm tag byte, then the digest. Tag 1 is
+    xxh3-128 (16 bytes, big-endian: the native core, or the ``xxhash`` package in the fallback
+    when it is installed), tag 2 SHA-256 (32 bytes: the fallback without ``xxhash``; slower, still
+    correct). A fast scan confirms each stat hit by recomputing the digest with its own algorithm;
+    a stored digest of the other algorithm, or none, never matches (the file is re-hashed).
+
+Format (version 2, little-endian)
     ``magic (8) | version u32 | chunk size u32 | entry count u64 | key bytes u64 | chunk count
-    u64 | SHA-256 of the body (32)``, then the body: ``count`` uint32 key lengths, the keys,
-    ``count`` uint32 chunk counts, and every chunk hash as 64 lowercase hex characters. A file
-    with another magic, version or chunk size, a short or long one, or a body whose checksum
-    differs is ignored (and replaced after the next successful scan).
+    u64 | digest bytes u64 | SHA-256 of the body (32)``, then the body: ``count`` uint32 key
+    lengths, the keys, ``count`` uint32 chunk counts, every chunk hash as 64 lowercase hex
+    characters, ``count`` uint8 content digest lengths (0: none), and the content digests. A file
+    with another magic, version (version 1 had no digests) or chunk size, a short or long one, or
+    a body whose checksum differs is ignored (and replaced after the next successful scan).
 
 Writing
     After a successful scan that changed anything, to a unique temporary file in the same
@@ -44,16 +53,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
 import struct
 import sys
 import tempfile
 from array import array
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from itertools import accumulate, compress, repeat
 from operator import is_not
-from typing import cast
+from typing import Any, cast
 
 __all__ = [
     "RACY_WINDOW_NS",
@@ -61,6 +72,7 @@ __all__ = [
     "Snapshot",
     "cache_dir",
     "cache_path",
+    "content_digests",
     "load",
     "lookup",
     "make_key",
@@ -68,9 +80,11 @@ __all__ = [
 ]
 
 MAGIC = b"ROOSTHC\x00"
-VERSION = 1
+VERSION = 2
 RACY_WINDOW_NS = 2_000_000_000
-_HEADER = struct.Struct("<8sIIQQQ32s")
+_HEADER = struct.Struct("<8sIIQQQQ32s")
+TAG_XXH3 = 1
+TAG_SHA256 = 2
 _HEX = 64
 
 
@@ -95,6 +109,7 @@ def cache_path(root: str) -> str:
 
 
 _KEY = struct.Struct("<qqqQQ")
+KEY_PREFIX = _KEY.size  # the key's bytes before the UTF-8 path
 
 
 def make_key(rel: str, size: int, mtime_ns: int, ctime_ns: int, ino: int, dev: int) -> bytes:
@@ -105,11 +120,25 @@ def make_key(rel: str, size: int, mtime_ns: int, ctime_ns: int, ino: int, dev: i
 @dataclass(slots=True)
 class Snapshot:
     """A loaded cache: ``index`` maps each entry's key to its number ``i``, whose hashes are
-    ``hashes[start[i]:start[i + 1]]`` (hex text, 64 characters a chunk)."""
+    ``hashes[start[i]:start[i + 1]]`` (hex text, 64 characters a chunk); :meth:`digests` gives
+    their content digests (sliced only when asked: a warm scan with ``verify="stat"`` that
+    changes nothing never needs them)."""
 
     index: dict[bytes, int]
     start: list[int]
     hashes: str
+    digest_lengths: bytes = b""
+    digest_blob: bytes = b""
+
+    def digests(self, entries: Iterable[int]) -> list[bytes]:
+        """The content digests (tag byte and digest; empty when none) of ``entries``."""
+        if not self.digest_blob:
+            return [b"" for _ in entries]
+        ends = list(accumulate(self.digest_lengths))
+        starts = [0, *ends]
+        js = list(entries)
+        slices = map(slice, map(starts.__getitem__, js), map(ends.__getitem__, js))
+        return list(map(self.digest_blob.__getitem__, slices))
 
 
 def load(path: str, chunk_size: int) -> Snapshot | None:
@@ -133,11 +162,11 @@ def _u32(data: memoryview) -> array[int]:
 def _parse(data: bytes, chunk_size: int) -> Snapshot | None:
     if len(data) < _HEADER.size:
         return None
-    magic, version, csize, count, keys_len, chunks, digest = _HEADER.unpack_from(data)
+    magic, version, csize, count, keys_len, chunks, dig_len, digest = _HEADER.unpack_from(data)
     if magic != MAGIC or version != VERSION or csize != chunk_size:
         return None
     body = memoryview(data)[_HEADER.size :]
-    if len(body) != 8 * count + keys_len + _HEX * chunks:
+    if len(body) != 9 * count + keys_len + _HEX * chunks + dig_len:
         return None
     if hashlib.sha256(body).digest() != digest:
         return None
@@ -147,7 +176,12 @@ def _parse(data: bytes, chunk_size: int) -> Snapshot | None:
     at += keys_len
     counts = _u32(body[at : at + 4 * count])
     at += 4 * count
-    hashes = bytes(body[at:]).decode("ascii")
+    hashes = bytes(body[at : at + _HEX * chunks]).decode("ascii")
+    at += _HEX * chunks
+    dig_lengths = bytes(body[at : at + count])
+    at += count
+    if sum(dig_lengths) != dig_len:
+        return None
     ends = list(accumulate(lengths))
     if (ends[-1] if ends else 0) != keys_len:
         return None
@@ -156,16 +190,25 @@ def _parse(data: bytes, chunk_size: int) -> Snapshot | None:
     start = [0, *accumulate(map((_HEX).__mul__, counts))]
     if start[-1] != _HEX * chunks:
         return None
-    return Snapshot(dict(zip(keys, range(count), strict=True)), start, hashes)
+    return Snapshot(dict(zip(keys, range(count), strict=True)), start, hashes, dig_lengths, bytes(body[at:]))
 
 
 @dataclass(slots=True)
 class CacheHits:
     """Which walked files the cache answers: their indices (sorted) and, for each, the hex
-    text of all its chunk hashes (64 characters a chunk)."""
+    text of all its chunk hashes (64 characters a chunk); ``entries`` are their entry numbers
+    in ``snap``, whose stored content digests :meth:`digests` gives."""
 
     indices: list[int]
     hashes: list[str]
+    entries: list[int] = field(default_factory=list)
+    snap: Snapshot | None = None
+
+    def digests(self) -> list[bytes]:
+        """The stored content digest of each hit (tag byte and digest; empty when none)."""
+        if self.snap is None:
+            return [b"" for _ in self.indices]
+        return self.snap.digests(self.entries)
 
     def split(self) -> list[str]:
         """Every chunk hash, in order."""
@@ -186,7 +229,7 @@ def lookup(snap: Snapshot, keys: Sequence[bytes]) -> CacheHits:
     start = snap.start
     ends = map(start.__getitem__, map((1).__add__, js))
     slices = map(slice, map(start.__getitem__, js), ends)
-    return CacheHits(hit, list(map(snap.hashes.__getitem__, slices)))
+    return CacheHits(hit, list(map(snap.hashes.__getitem__, slices)), js, snap)
 
 
 def save(
@@ -196,16 +239,19 @@ def save(
     keys: Sequence[bytes],
     mtimes: Sequence[int],
     hashes: Sequence[Sequence[str]],
+    digests: Sequence[bytes] | None = None,
 ) -> bool:
     """Writes the cache of one scan atomically; False when it could not (never raises OSError).
 
-    ``hashes[i]`` are the chunk hashes of the file of ``keys[i]``, whose mtime is ``mtimes[i]``.
-    Racy files (see the module documentation) are left out.
+    ``hashes[i]`` are the chunk hashes of the file of ``keys[i]``, whose mtime is ``mtimes[i]``
+    and whose content digest (tag byte and digest, or empty) is ``digests[i]`` (none stored
+    without ``digests``). Racy files (see the module documentation) are left out.
     """
     cutoff = scan_start_ns - RACY_WINDOW_NS
     kept: list[bytes] = []
     counts: array[int] = array("I")
     text: list[str] = []
+    digs: list[bytes] = []
     for i, key in enumerate(keys):
         if mtimes[i] >= cutoff:
             continue
@@ -213,14 +259,32 @@ def save(
         kept.append(key)
         counts.append(len(hs))
         text.extend(hs)
+        digs.append(digests[i] if digests is not None else b"")
     lengths: array[int] = array("I", map(len, kept))
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
         lengths.byteswap()
         counts.byteswap()
     blob = b"".join(kept)
-    body = b"".join((lengths.tobytes(), blob, counts.tobytes(), "".join(text).encode("ascii")))
+    dig_blob = b"".join(digs)
+    body = b"".join(
+        (
+            lengths.tobytes(),
+            blob,
+            counts.tobytes(),
+            "".join(text).encode("ascii"),
+            bytes(map(len, digs)),
+            dig_blob,
+        )
+    )
     header = _HEADER.pack(
-        MAGIC, VERSION, chunk_size, len(kept), len(blob), len(text), hashlib.sha256(body).digest()
+        MAGIC,
+        VERSION,
+        chunk_size,
+        len(kept),
+        len(blob),
+        len(text),
+        len(dig_blob),
+        hashlib.sha256(body).digest(),
     )
     directory = os.path.dirname(path)
     try:
@@ -238,3 +302,40 @@ def save(
     except OSError:
         return False
     return True
+
+
+def _xxh3_128() -> Callable[[], Any] | None:
+    try:
+        module = importlib.import_module("xxhash")
+    except ImportError:
+        return None
+    return cast("Callable[[], Any]", module.xxh3_128)
+
+
+def _digest_file(path: str, new: Callable[[], Any]) -> bytes:
+    h = new()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return cast(bytes, h.digest())
+
+
+def content_digests(paths: Sequence[str], native: Callable[[list[str]], list[bytes]] | None) -> list[bytes]:
+    """The content digest of each file of ``paths`` (absolute), tag byte first.
+
+    ``native`` is the native core's ``xxh3_files`` (all cores, GIL released); without it,
+    ``xxhash.xxh3_128`` when the ``xxhash`` package is installed, else SHA-256 (slower), in a
+    pool of one thread per core. Raises ``OSError`` (with the path) when a file cannot be read.
+    """
+    if not paths:
+        return []
+    if native is not None:
+        tag = bytes((TAG_XXH3,))
+        return [tag + d for d in native(list(paths))]
+    xxh = _xxh3_128()
+    new: Callable[[], Any] = xxh if xxh is not None else hashlib.sha256
+    tag = bytes((TAG_XXH3 if xxh is not None else TAG_SHA256,))
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
+        return [tag + d for d in pool.map(_digest_file, paths, repeat(new))]

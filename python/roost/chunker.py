@@ -62,6 +62,16 @@ The hash cache
     file is ignored and rebuilt. Results are identical with and without it. Format and rules:
     ``roost._hash_cache``.
 
+    ``verify="fast"`` does not trust the fingerprint alone: before hashing, every cache hit is
+    read once more and its xxh3-128 digest (SHA-256 in the pure-Python fallback without the
+    ``xxhash`` package) compared with the one the cache stored; a hit without a stored digest, or
+    with another one, is re-hashed. This catches a rewrite that kept the whole fingerprint (a
+    restored mtime on a file system with coarse or unreliable ctime), at the cost of reading
+    every file (xxh3 runs at memory speed: about ten times SHA-256), but none is SHA-256-hashed
+    again. A fast scan stores the content digest of every cached file (the freshly hashed ones
+    are read once more, from the page cache); the default ``verify="stat"`` keeps the digests it
+    finds. A hit that cannot be read for the check is re-hashed (which raises the error).
+
 Reading chunks back
     :func:`read_chunk` re-reads one chunk (and, given its hash, verifies it) right before it is
     uploaded, raising :class:`roost.ChunkSourceChangedError` when the file changed since it was
@@ -341,9 +351,55 @@ class _CachePlan:
     mtimes: list[int]
     hits: int
     stored: int  # entries in the loaded cache (0 without one)
+    verify: str = "stat"
+    root: str = ""
+    # the hits (their stored content digests are those just confirmed with verify="fast")
+    hits_used: _hash_cache.CacheHits | None = None
 
 
-def _cache_start(job: _Job, native: NativeModule | None, root: str, start_ns: int) -> _CachePlan:
+Verify = Literal["stat", "fast"]
+
+
+def _check_verify(verify: str) -> None:
+    if verify not in ("stat", "fast"):
+        raise ValueError(f'chunker: verify must be "stat" or "fast", got {verify!r}')
+
+
+def _abs_paths(root: str, keys: list[bytes], indices: Iterable[int]) -> list[str]:
+    prefix = root.rstrip(os.sep) + os.sep
+    n = _hash_cache.KEY_PREFIX
+    rels = (keys[i][n:].decode("utf-8", "surrogateescape") for i in indices)
+    if os.sep == "/":
+        return [prefix + r for r in rels]
+    return [prefix + r.replace("/", os.sep) for r in rels]
+
+
+def _digests(native: NativeModule | None, paths: list[str]) -> list[bytes]:
+    return _hash_cache.content_digests(paths, None if native is None else native.xxh3_files)
+
+
+def _confirm(
+    hits: _hash_cache.CacheHits, native: NativeModule | None, root: str, keys: list[bytes]
+) -> _hash_cache.CacheHits:
+    """The hits whose content digest is stored and still matches (verify="fast")."""
+    if not hits.indices:
+        return hits
+    try:
+        now = _digests(native, _abs_paths(root, keys, hits.indices))
+    except OSError:  # re-hash them all: the hashing reports the error, or sees a new file
+        return _hash_cache.CacheHits([], [])
+    keep = [j for j, (old, new) in enumerate(zip(hits.digests(), now, strict=True)) if old == new]
+    return _hash_cache.CacheHits(
+        [hits.indices[j] for j in keep],
+        [hits.hashes[j] for j in keep],
+        [hits.entries[j] for j in keep],
+        hits.snap,
+    )
+
+
+def _cache_start(
+    job: _Job, native: NativeModule | None, root: str, start_ns: int, verify: str = "stat"
+) -> _CachePlan:
     """Looks the walked files up in the cache and starts the hashing of the others."""
     listed = job.file_keys()
     if listed is None:
@@ -354,6 +410,8 @@ def _cache_start(job: _Job, native: NativeModule | None, root: str, start_ns: in
     hits = _hash_cache.CacheHits([], [])
     if snap is not None:
         hits = _hash_cache.lookup(snap, keys)
+        if verify == "fast":
+            hits = _confirm(hits, native, root, keys)
     try:
         if native is None:
             job.start_hashing(hits.indices, hits.split())
@@ -363,10 +421,12 @@ def _cache_start(job: _Job, native: NativeModule | None, root: str, start_ns: in
         snap, hits = None, _hash_cache.CacheHits([], [])
         job.start_hashing()
     stored = 0 if snap is None else len(snap.index)
-    return _CachePlan(path, start_ns, keys, mtimes, len(hits.indices), stored)
+    return _CachePlan(path, start_ns, keys, mtimes, len(hits.indices), stored, verify, root, hits)
 
 
-def _cache_finish(plan: _CachePlan | None, job: _Job, out: list[ChunkedFileEntry]) -> None:
+def _cache_finish(
+    plan: _CachePlan | None, job: _Job, out: list[ChunkedFileEntry], native: NativeModule | None = None
+) -> None:
     global _last_files_read
     _last_files_read = job.files_read
     if plan is None:
@@ -376,29 +436,47 @@ def _cache_finish(plan: _CachePlan | None, job: _Job, out: list[ChunkedFileEntry
     if len(out) != len(plan.keys):
         raise RuntimeError("chunker: internal error: the scan lost files")
     hashes = [[c.hash for c in e.chunks] for e in out]
-    _hash_cache.save(plan.path, CHUNK_SIZE_BYTES, plan.start_ns, plan.keys, plan.mtimes, hashes)
+    used = plan.hits_used
+    known = {} if used is None else dict(zip(used.indices, used.digests(), strict=True))
+    digests = [known.get(i, b"") for i in range(len(out))]
+    if plan.verify == "fast":
+        # the files just hashed (and not racy, so stored): read again, from the page cache
+        cutoff = plan.start_ns - _hash_cache.RACY_WINDOW_NS
+        todo = [i for i, m in enumerate(plan.mtimes) if i not in known and m < cutoff]
+        try:
+            for i, d in zip(todo, _digests(native, _abs_paths(plan.root, plan.keys, todo)), strict=True):
+                digests[i] = d
+        except OSError:  # gone since it was hashed: stored without a digest (a miss next time)
+            pass
+    _hash_cache.save(plan.path, CHUNK_SIZE_BYTES, plan.start_ns, plan.keys, plan.mtimes, hashes, digests)
 
 
-def _start(job: _Job, native: NativeModule | None, root: str | None, start_ns: int) -> _CachePlan | None:
+def _start(
+    job: _Job, native: NativeModule | None, root: str | None, start_ns: int, verify: str = "stat"
+) -> _CachePlan | None:
     if root is None:
         job.start_hashing()
         return None
     with _gc_paused():  # 20,000 keys and slices: see _entries
-        return _cache_start(job, native, root, start_ns)
+        return _cache_start(job, native, root, start_ns, verify)
 
 
 def _run_sync(
-    job: _Job, native: NativeModule | None, cache_root: str | None = None, start_ns: int = 0
+    job: _Job,
+    native: NativeModule | None,
+    cache_root: str | None = None,
+    start_ns: int = 0,
+    verify: str = "stat",
 ) -> list[ChunkedFileEntry]:
     try:
         while _guard(native, job.wait_walk, _POLL_SECONDS) is None:
             pass
-        plan = _start(job, native, cache_root, start_ns)
+        plan = _start(job, native, cache_root, start_ns, verify)
         out: list[ChunkedFileEntry] = []
         with _gc_paused():  # no user code runs here; see _entries
             while (batch := _guard(native, job.next_batch, _POLL_SECONDS)) is not None:
                 out += _entries(batch)
-        _cache_finish(plan, job, out)
+        _cache_finish(plan, job, out, native)
         return out
     finally:
         job.cancel()
@@ -417,6 +495,7 @@ async def _run_async(
     path: str | None = None,
     cache_root: str | None = None,
     start_ns: int = 0,
+    verify: str = "stat",
 ) -> list[ChunkedFileEntry]:
     # Each poll returns within _POLL_SECONDS, so a cancellation lands promptly without abandoning
     # the worker thread (and without needing anyio >= 4.1: httpx is the only declared dependency).
@@ -428,7 +507,7 @@ async def _run_async(
         file_count, total_bytes = summary
         if on_progress is not None:
             await _emit(on_progress, DiscoverProgress(file_count, total_bytes))
-        plan = await run(_start, job, native, cache_root, start_ns)
+        plan = await run(_start, job, native, cache_root, start_ns, verify)
         out: list[ChunkedFileEntry] = []
         files_done = bytes_done = 0
         while True:
@@ -447,7 +526,7 @@ async def _run_async(
                 files_done += 1
                 bytes_done += entry.size
         if path is None:  # a tree (chunk_one_file passes its entry's path)
-            await run(_cache_finish, plan, job, out)
+            await run(_cache_finish, plan, job, out, native)
         if on_progress is not None:
             await _emit(on_progress, HashProgress("", file_count, file_count, total_bytes, total_bytes))
         return out
@@ -460,19 +539,25 @@ async def _run_async(
 
 
 def scan_directory(
-    root: str | os.PathLike[str], *, ignore: Sequence[str] = (), cache: bool = True
+    root: str | os.PathLike[str],
+    *,
+    ignore: Sequence[str] = (),
+    cache: bool = True,
+    verify: Verify = "stat",
 ) -> list[ChunkedFileEntry]:
     """Walk ``root`` and chunk every file (blocking; for custom uploaders and scripts).
 
     Returns the entries in manifest order (sorted by path). See the module documentation for the
-    walk rules, the ignore patterns, the hash cache (``cache=False`` bypasses it) and the errors.
+    walk rules, the ignore patterns, the hash cache (``cache=False`` bypasses it; ``verify="fast"``
+    confirms its hits by content) and the errors.
     """
+    _check_verify(verify)
     patterns = _patterns(ignore)
     start_ns = time.time_ns()
     root_str = _resolve_root(root)
     native = load()
     if cache:
-        return _run_sync(_tree_job(root_str, patterns, native), native, root_str, start_ns)
+        return _run_sync(_tree_job(root_str, patterns, native), native, root_str, start_ns, verify)
     if native is None:
         global _last_files_read
         opened = [0]
@@ -492,18 +577,21 @@ async def chunk_directory(
     ignore: Sequence[str] = (),
     on_progress: ProgressCallback | None = None,
     cache: bool = True,
+    verify: Verify = "stat",
 ) -> list[ChunkedFileEntry]:
     """Like :func:`scan_directory`, without blocking the event loop, emitting progress events.
 
     All blocking work runs in worker threads; cancelling the calling task stops the scan (the
-    native workers finish within one chunk). ``cache=False`` bypasses the hash cache.
+    native workers finish within one chunk; a ``verify="fast"`` check, once started, runs to its
+    end). ``cache=False`` bypasses the hash cache; ``verify="fast"`` confirms its hits by content.
     """
+    _check_verify(verify)
     patterns = _patterns(ignore)
     start_ns = time.time_ns()
     root_str = await anyio.to_thread.run_sync(_resolve_root, root)
     native = load()
     job = _tree_job(root_str, patterns, native)
-    return await _run_async(job, native, on_progress, None, root_str if cache else None, start_ns)
+    return await _run_async(job, native, on_progress, None, root_str if cache else None, start_ns, verify)
 
 
 async def chunk_one_file(abs_path: str | os.PathLike[str], rel_path: str) -> ChunkedFileEntry:

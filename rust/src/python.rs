@@ -364,6 +364,19 @@ fn hash_chunks(
     Ok(digests.iter().map(hash::to_hex).collect())
 }
 
+/// The xxh3-128 digest (16 bytes, big-endian) of each file's whole content, on all cores with
+/// the GIL released; an unreadable file raises `OSError` with its path.
+#[pyfunction]
+fn xxh3_files(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<Py<PyBytes>>> {
+    let digests = py
+        .allow_threads(|| hash::xxh3_files(&paths))
+        .map_err(to_pyerr)?;
+    Ok(digests
+        .iter()
+        .map(|d| PyBytes::new(py, d).unbind())
+        .collect())
+}
+
 /// CPU features that matter to hashing, for diagnostics and benchmarks.
 #[pyfunction]
 fn cpu_features() -> Vec<(&'static str, bool)> {
@@ -386,5 +399,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(hash_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
+    m.add_function(wrap_pyfunction!(xxh3_files, m)?)?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import sys
@@ -10,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import xxhash
 
-from roost import _chunker_py, _hash_cache, chunker
+from roost import _chunker_native, _chunker_py, _hash_cache, chunker
 from roost.chunker import ChunkedFileEntry, ChunkProgressEvent
 
 from ._tree import oracle_chunks
@@ -329,3 +331,162 @@ def test_cache_with_wrong_chunk_counts_is_ignored(tree: Path, reads: Callable[..
     )
     assert scan(tree) == want
     assert reads() == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# verify="fast": cache hits confirmed by a content digest
+
+
+def fast(root: Path) -> list[tuple[str, int, list[tuple[str, int]]]]:
+    return flat(chunker.scan_directory(root, verify="fast"))
+
+
+def _current_keys(root: Path) -> list[bytes]:
+    """The keys the current backend's walk builds for ``root`` now."""
+    native = _chunker_native.load()
+    job = chunker._tree_job(os.path.realpath(root), [], native)
+    try:
+        while job.wait_walk(0.25) is None:
+            pass
+        listed = job.file_keys()
+        assert listed is not None
+        return listed[0]
+    finally:
+        job.cancel()
+
+
+def _forge(root: Path, tag: int | None = None) -> None:
+    """Rewrites the cache so that every file's current fingerprint maps to what the cache stored
+    for its path (simulating a rewrite that kept the whole fingerprint); with ``tag``, every
+    stored content digest gets that algorithm tag."""
+    path = _hash_cache.cache_path(os.path.realpath(root))
+    snap = _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES)
+    assert snap is not None
+    n = _hash_cache.KEY_PREFIX
+    old = {key[n:]: i for key, i in snap.index.items()}
+    keys = _current_keys(root)
+    hashes: list[list[str]] = []
+    digests: list[bytes] = []
+    for key in keys:
+        i = old[key[n:]]
+        text = snap.hashes[snap.start[i] : snap.start[i + 1]]
+        hashes.append([text[j : j + 64] for j in range(0, len(text), 64)])
+        (d,) = snap.digests([i])
+        digests.append(bytes((tag,)) + d[1:] if tag is not None and d else d)
+    now = 2 * OLD_NS
+    assert _hash_cache.save(path, chunker.CHUNK_SIZE_BYTES, now, keys, [0] * len(keys), hashes, digests)
+
+
+def test_fast_catches_a_rewrite_that_kept_the_fingerprint(tree: Path, reads: Callable[..., int]) -> None:
+    assert fast(tree) == oracle(tree)
+    assert reads() == 3
+    assert fast(tree) == oracle(tree)
+    assert reads() == 0  # reading for the digest is not a SHA-256 read
+    mid = tree / "sub" / "mid.bin"
+    mid.write_bytes(os.urandom(10_000))
+    age(mid)
+    _forge(tree)
+    stale = scan(tree)
+    assert reads() == 0
+    assert stale != oracle(tree)  # the default trusts the fingerprint
+    assert fast(tree) == oracle(tree)
+    assert reads() == 1
+    assert fast(tree) == oracle(tree)  # the cache now holds the new content
+    assert reads() == 0
+
+
+@pytest.mark.anyio
+async def test_fast_chunk_directory_reuses_everything_with_the_same_events(
+    tree: Path, reads: Callable[..., int]
+) -> None:
+    cold: list[ChunkProgressEvent] = []
+    warm: list[ChunkProgressEvent] = []
+    a = await chunker.chunk_directory(tree, on_progress=cold.append, verify="fast")
+    assert reads() == 3
+    b = await chunker.chunk_directory(tree, on_progress=warm.append, verify="fast")
+    assert reads() == 0
+    assert a == b
+    assert cold == warm
+    assert flat(b) == oracle(tree)
+
+
+def test_fast_rehashes_entries_without_a_digest(tree: Path, reads: Callable[..., int]) -> None:
+    want = oracle(tree)
+    assert scan(tree) == want  # a default scan stores no digests
+    reads()
+    assert fast(tree) == want
+    assert reads() == 3
+    assert fast(tree) == want
+    assert reads() == 0
+    # a default scan keeps the digests it finds, and stores none for what it re-hashes
+    age(tree / "a.txt", OLD_NS + 10_000)
+    assert scan(tree) == want
+    assert reads() == 1
+    assert fast(tree) == want
+    assert reads() == 1
+    assert fast(tree) == want
+    assert reads() == 0
+
+
+def test_fast_never_compares_digests_of_another_algorithm(tree: Path, reads: Callable[..., int]) -> None:
+    fast(tree)
+    reads()
+    snap = _hash_cache.load(_hash_cache.cache_path(str(tree)), chunker.CHUNK_SIZE_BYTES)
+    assert snap is not None
+    stored = snap.digests(range(len(snap.index)))
+    tags = {d[0] for d in stored}
+    assert len(tags) == 1
+    (tag,) = tags
+    if chunker.backend() == "native":
+        assert tag == _hash_cache.TAG_XXH3
+        assert {len(d) for d in stored} == {17}
+    other = _hash_cache.TAG_SHA256 if tag == _hash_cache.TAG_XXH3 else _hash_cache.TAG_XXH3
+    _forge(tree, other)
+    assert fast(tree) == oracle(tree)
+    assert reads() == 3
+
+
+def test_fast_with_an_unreadable_hit_rehashes(
+    tree: Path, reads: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast(tree)
+    reads()
+
+    def broken(paths: object, native: object) -> list[bytes]:
+        raise PermissionError(13, "denied", "x")
+
+    monkeypatch.setattr(_hash_cache, "content_digests", broken)
+    assert fast(tree) == oracle(tree)
+    assert reads() == 3
+
+
+def test_verify_must_be_stat_or_fast(tree: Path) -> None:
+    with pytest.raises(ValueError, match="verify"):
+        chunker.scan_directory(tree, verify="slow")  # type: ignore[arg-type]
+
+
+def test_content_digests_of_both_backends_agree_on_xxh3(tmp_path: Path) -> None:
+    native = _chunker_native.loaded()
+    assert native is not None, "the dev install builds the native core"
+    p = tmp_path / "f"
+    data = os.urandom(3 * MIB + 5)
+    p.write_bytes(data)
+    (got,) = _hash_cache.content_digests([str(p)], native.xxh3_files)
+    assert got[0] == _hash_cache.TAG_XXH3
+    assert len(got) == 17
+    assert got[1:] == xxhash.xxh3_128(data).digest()
+
+
+def test_content_digests_fallback_without_xxhash_is_sha256(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_hash_cache, "_xxh3_128", lambda: None)
+    paths = []
+    for i, size in enumerate((0, 5, 2 * MIB + 1)):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(os.urandom(size))
+        paths.append(p)
+    got = _hash_cache.content_digests([str(p) for p in paths], None)
+    assert got == [bytes((_hash_cache.TAG_SHA256,)) + hashlib.sha256(p.read_bytes()).digest() for p in paths]
+    with pytest.raises(FileNotFoundError):
+        _hash_cache.content_digests([str(tmp_path / "missing")], None)

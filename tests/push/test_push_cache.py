@@ -48,3 +48,26 @@ async def test_repush_reads_nothing_and_cache_false_reads_everything(tmp_path: P
         fourth = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
         assert chunker._files_read() == 1
         assert fourth.stats.uploaded_chunks == 1
+
+
+async def test_verify_cache_is_passed_to_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path)
+    seen: list[object] = []
+    real = chunker.chunk_directory
+
+    async def spy(*args: object, **kwargs: object) -> list[chunker.ChunkedFileEntry]:
+        seen.append(kwargs.get("verify"))
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    async with testing.serve() as server, Roost(token=server.token, api_url=server.url) as client:
+        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+        from roost._push import engine
+
+        monkeypatch.setattr(engine, "chunk_directory", spy)
+        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, verify_cache="fast"))
+        assert chunker._files_read() == 2  # the first push stored no content digests
+        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, verify_cache="fast"))
+        assert chunker._files_read() == 0
+        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+        assert chunker._files_read() == 0
+    assert seen == ["fast", "fast", "stat"]

@@ -97,7 +97,7 @@ async def push_directory(
     started = time.perf_counter()
 
     entries: list[ChunkedFileEntry] = await chunk_directory(
-        root, ignore=opts.ignore, on_progress=emit, cache=opts.cache
+        root, ignore=opts.ignore, on_progress=emit, cache=opts.cache, verify=opts.verify_cache
     )
     if not entries:
         raise ValueError(f"push: no files found under {root!r}; there is nothing to publish")

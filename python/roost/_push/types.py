@@ -71,6 +71,9 @@ class PushOptions:
     - ``cache``: use the local hash cache, so that files unchanged since the last push of this
       directory are not read again (see :mod:`roost.chunker`); ``False`` re-reads everything.
       The upload-time check still re-hashes every chunk uploaded.
+    - ``verify_cache``: ``"fast"`` confirms every cache hit by an xxh3-128 digest of the file's
+      content before trusting it (every file is read, none SHA-256-hashed again), catching a
+      rewrite that kept the stat fingerprint; ``"stat"`` (the default) trusts the fingerprint.
     """
 
     site_id: str
@@ -83,6 +86,7 @@ class PushOptions:
     concurrency: int = 8
     dry_run: bool = False
     cache: bool = True
+    verify_cache: Literal["stat", "fast"] = "stat"
 
 
 @dataclass(frozen=True, slots=True)
