@@ -49,3 +49,8 @@ async def follow_pages(
             raise RuntimeError(f"pagination loop: the server repeated page token {next_token!r}")
         seen.add(next_token)
         token = next_token
+
+
+def start_token(page_token: str | None, cursor: str | None) -> str | None:
+    """The token to start from: ``page_token`` wins, ``cursor`` is its legacy alias."""
+    return page_token if page_token is not None else cursor

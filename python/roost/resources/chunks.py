@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from .._paging import follow_pages, read_token
+from .._paging import follow_pages, read_token, start_token
 from .._wire import api_path, as_str_list, expect_object
 from ._base import Resource
 from ._common import dict_rows, require_id, str_list_arg
@@ -73,5 +73,5 @@ class Chunks(Resource):
             data = expect_object(response.data, where)
             return dict_rows(data, ("referrers", "items"), where), read_token(data)
 
-        async for row in follow_pages(fetch, page_token if page_token is not None else cursor):
+        async for row in follow_pages(fetch, start_token(page_token, cursor)):
             yield row

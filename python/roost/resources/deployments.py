@@ -6,7 +6,7 @@ import builtins
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .._paging import follow_pages, read_token
+from .._paging import follow_pages, read_token, start_token
 from .._wire import api_path, expect_object
 from ._base import Resource
 from ._common import dict_rows, require_id
@@ -33,7 +33,7 @@ class Deployments(Resource):
             query={
                 "siteId": require_id(site_id, "site_id"),
                 "page_size": page_size,
-                "page_token": page_token if page_token is not None else cursor,
+                "page_token": start_token(page_token, cursor),
             },
         )
         where = f"GET {path}"
@@ -56,7 +56,7 @@ class Deployments(Resource):
         async def fetch(token: str | None) -> tuple[builtins.list[dict[str, Any]], str]:
             return await self.list_page(roost_id, site_id=site_id, page_size=page_size, page_token=token)
 
-        async for row in follow_pages(fetch, page_token if page_token is not None else cursor):
+        async for row in follow_pages(fetch, start_token(page_token, cursor)):
             yield row
 
     async def get(self, roost_id: str, rollout_id: str, *, site_id: str) -> dict[str, Any]:

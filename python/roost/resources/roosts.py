@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .._paging import follow_pages, read_token
+from .._paging import follow_pages, read_token, start_token
 from .._push.types import (
     DiscoverProgress,
     HashProgress,
@@ -305,7 +305,7 @@ class Roosts(Resource):
             query={
                 "siteId": site_id,
                 "page_size": page_size,
-                "page_token": page_token if page_token is not None else cursor,
+                "page_token": start_token(page_token, cursor),
                 "includeDeleted": True if include_deleted else None,
             },
         )
