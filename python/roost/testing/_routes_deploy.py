@@ -27,6 +27,20 @@ MANIFEST_HOST = "https://owlette-emulator-manifests.r2.local"
 TIER_LIMITS = {"free": 5 << 30, "starter": 25 << 30, "pro": 100 << 30, "enterprise": None}
 
 
+def checked_description(value: object, type_detail: str) -> str | None:
+    """A version description (publish and patch): a string of at most 500 characters, counted as
+    JavaScript does; blank becomes ``None``. ``type_detail`` is the route's own wording."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise validation(type_detail, {"body.description": ["must be a string"]})
+    if js_len(value) > 500:
+        raise validation(
+            "description must be ≤ 500 characters", {"body.description": ["must be ≤ 500 chars"]}
+        )
+    return value.strip() or None
+
+
 def _string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
@@ -886,17 +900,9 @@ def deploy_routes(emu: Emulator) -> list[BaseRoute]:
             extract = body["extractPath"].strip()[:500]
             if extract:
                 provided["extractPath"] = extract
-        description = body.get("description")
-        if description is not None:
-            if not isinstance(description, str):
-                raise validation(
-                    "description must be a string when provided", {"body.description": ["must be a string"]}
-                )
-            if js_len(description) > 500:
-                raise validation(
-                    "description must be ≤ 500 characters", {"body.description": ["must be ≤ 500 chars"]}
-                )
-            description = description.strip() or None
+        description = checked_description(
+            body.get("description"), "description must be a string when provided"
+        )
         expected_set = "expectedCurrentVersionId" in body
         expected = body.get("expectedCurrentVersionId")
         if expected_set and expected is not None and not isinstance(expected, str):
@@ -1162,17 +1168,7 @@ def deploy_routes(emu: Emulator) -> list[BaseRoute]:
             raise validation(
                 "description is required", {"body.description": ["required when patching a version"]}
             )
-        description = body["description"]
-        if description is not None:
-            if not isinstance(description, str):
-                raise validation(
-                    "description must be a string or null", {"body.description": ["must be a string"]}
-                )
-            if js_len(description) > 500:
-                raise validation(
-                    "description must be ≤ 500 characters", {"body.description": ["must be ≤ 500 chars"]}
-                )
-            description = description.strip() or None
+        description = checked_description(body["description"], "description must be a string or null")
         doc = resolve_version(store, site_id, roost_id, ctx.param("versionRef"), instance=ctx.path)
         now = now_ms()
         parent = roost_parent(site_id, roost_id)
