@@ -112,6 +112,8 @@ __all__ = [
     "ChunkedFileEntry",
     "DiscoverProgress",
     "HashProgress",
+    "SkipReason",
+    "SkippedEntry",
     "backend",
     "chunk_directory",
     "chunk_one_file",
@@ -143,21 +145,41 @@ class ChunkedFileEntry:
     chunks: tuple[ChunkDescriptor, ...] = field(default_factory=tuple)
 
 
+#: Why the walk left an entry out (see :class:`SkippedEntry`).
+SkipReason = Literal["link_outside_root", "broken_link", "special_file", "repeated_directory"]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedEntry:
+    """An entry the walk did not list: POSIX path relative to the root, and why."""
+
+    path: str
+    reason: SkipReason
+
+
 @dataclass(frozen=True, slots=True)
 class DiscoverProgress:
+    """The walk is done: ``file_count`` files of ``total_bytes`` will be hashed.
+
+    ``skipped`` lists what the walk left out (sorted by path), ``unmatched_ignores`` the ignore
+    patterns (given, from the ignore file, or default) that matched nothing.
+    """
+
+    phase: Literal["discover"] = field(default="discover", init=False)
     file_count: int
     total_bytes: int
-    phase: Literal["discover"] = "discover"
+    skipped: tuple[SkippedEntry, ...] = ()
+    unmatched_ignores: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class HashProgress:
+    phase: Literal["hash"] = field(default="hash", init=False)
     file: str
     files_done: int
     files_total: int
     bytes_done: int
     bytes_total: int
-    phase: Literal["hash"] = "hash"
 
 
 ChunkProgressEvent = DiscoverProgress | HashProgress

@@ -5,11 +5,12 @@ Re-exported from ``roost.resources.roosts`` (the documented import path) and ``r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..chunker import DiscoverProgress, HashProgress
+from ..chunker import DiscoverProgress, HashProgress, SkippedEntry
 
 __all__ = [
     "DiscoverProgress",
@@ -30,26 +31,26 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class PushProgressCheckMissing:
+    phase: Literal["check-missing"] = field(default="check-missing", init=False)
     total: int
     missing: int
-    phase: Literal["check-missing"] = "check-missing"
 
 
 @dataclass(frozen=True, slots=True)
 class PushProgressUpload:
     """``uploaded`` of ``total`` missing chunks are stored; the byte counts drive rates and ETAs."""
 
+    phase: Literal["upload"] = field(default="upload", init=False)
     uploaded: int
     total: int
     bytes_uploaded: int = 0
     bytes_total: int = 0
-    phase: Literal["upload"] = "upload"
 
 
 @dataclass(frozen=True, slots=True)
 class PushProgressPublish:
+    phase: Literal["publish"] = field(default="publish", init=False)
     attempt: int
-    phase: Literal["publish"] = "publish"
 
 
 PushProgressEvent = (
@@ -87,6 +88,19 @@ class PushOptions:
     dry_run: bool = False
     cache: bool = True
     verify_cache: Literal["stat", "fast"] = "stat"
+    # -- interface of issues 12/14/15; each helper implements its own (see their docstrings) --
+    #: Read ignore patterns from this file (gitignore syntax). None: ``.roostignore`` at the root, if any.
+    ignore_file: str | os.PathLike[str] | None = None
+    #: ``False`` drops the built-in ignores (``.git``, ``node_modules``, ``Backup/``, ...).
+    default_ignores: bool = True
+    #: Cap on upload bytes per second across the whole push; None: no cap.
+    bandwidth_limit: int | None = None
+    #: An upload fails (and is retried) when no byte moved for this many seconds.
+    stall_timeout_s: float = 60.0
+    #: Publish paths that are invalid or ambiguous on Windows instead of refusing them.
+    allow_unportable_paths: bool = False
+    #: When files and publish fields equal the roost's current head, publish nothing.
+    skip_unchanged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +121,8 @@ class PushStats:
     uploaded_chunks: int
     empty_files: int = 0
     uploaded_bytes: int = 0
+    #: Entries the walk left out, counted by reason (see :class:`roost.chunker.SkippedEntry`).
+    skipped: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -142,6 +158,15 @@ class PushResult:
     stats: PushStats
     dry_run: bool = False
     plan: PushPlan | None = None
+    #: The server created the roost with this publish (it did not exist before).
+    created_roost: bool = False
+    #: ``skip_unchanged`` found the tree equal to the current head: nothing was published and the
+    #: version fields describe that head.
+    unchanged: bool = False
+    #: What the walk left out, by path (counts are in ``stats.skipped``).
+    skipped: tuple[SkippedEntry, ...] = ()
+    #: Human-readable warnings (e.g. an ignore pattern that matched nothing).
+    warnings: tuple[str, ...] = ()
 
 
 class PushSourceNotFoundError(FileNotFoundError, ValueError):

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._paging import follow_pages, read_token, start_token
+from .._pull.types import PullOptions, PullResult
 from .._push.types import (
     DiscoverProgress,
     HashProgress,
@@ -390,6 +391,10 @@ class Roosts(Resource):
         from .._push.engine import push_directory  # lazy: keeps ``import roost`` light
 
         return await push_directory(self._http, dir_path, roost_id, opts)
+
+    async def pull(self, roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) -> PullResult:
+        """Rebuild a version under ``dest``: verified, atomic per file, transferring only what differs."""
+        raise NotImplementedError("pull: being built (issue 13)")
 
     async def rollback(self, roost_id: str, opts: RollbackOptions) -> RollbackResult:
         """Point the roost back at an earlier version (no new version is created)."""

@@ -1,0 +1,120 @@
+"""Public shapes of a pull: options, result, stats, progress events and errors.
+
+Re-exported from ``roost.resources.roosts`` and ``roost``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "PullOptions",
+    "PullProgressCallback",
+    "PullProgressDiscover",
+    "PullProgressDownload",
+    "PullProgressEvent",
+    "PullProgressPlan",
+    "PullResult",
+    "PullStats",
+    "UnsafeManifestPathError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgressDiscover:
+    """The version's manifest is read and the destination scanned."""
+
+    phase: Literal["discover"] = field(default="discover", init=False)
+    file_count: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgressPlan:
+    """What the pull will do: files to write, chunks to download and to copy locally."""
+
+    phase: Literal["plan"] = field(default="plan", init=False)
+    files_to_write: int
+    chunks_to_download: int
+    bytes_to_download: int
+    chunks_to_copy: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgressDownload:
+    """``downloaded`` of ``total`` chunks are verified and written; bytes drive rates and ETAs."""
+
+    phase: Literal["download"] = field(default="download", init=False)
+    downloaded: int
+    total: int
+    bytes_downloaded: int = 0
+    bytes_total: int = 0
+
+
+PullProgressEvent = PullProgressDiscover | PullProgressPlan | PullProgressDownload
+PullProgressCallback = Callable[[PullProgressEvent], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class PullOptions:
+    """How to pull a version into a directory.
+
+    - ``ref``: any version reference the versions routes accept (``"current"``, ``3``, ``"v3"``,
+      ``"#3"``, a ``vrs_...`` id).
+    - ``delete``: remove files under the destination that are not in the version.
+    - ``check``: compare only; nothing is downloaded or written (see :class:`PullResult`).
+    - ``concurrency``: chunk downloads in flight (same byte budget as the push).
+    - ``cache``: use the local hash cache for the destination's files.
+    """
+
+    site_id: str
+    ref: str | int = "current"
+    delete: bool = False
+    check: bool = False
+    concurrency: int = 8
+    cache: bool = True
+    on_progress: PullProgressCallback | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PullStats:
+    """Counts for one pull (all 0 transfers for ``check``)."""
+
+    file_count: int
+    total_bytes: int
+    unchanged_files: int
+    written_files: int
+    deleted_files: int
+    downloaded_chunks: int
+    downloaded_bytes: int
+    copied_chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What a pull did (or, with ``check``, would do).
+
+    ``added`` are version paths missing from the destination, ``changed`` those whose content
+    differs, ``removed`` destination files not in the version (deleted only with ``delete``).
+    ``in_sync`` is True when all three are empty after the pull (for ``check``: before).
+    """
+
+    version_id: str
+    version_number: int
+    stats: PullStats
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    in_sync: bool
+    check: bool = False
+
+
+class UnsafeManifestPathError(ValueError):
+    """A manifest path would land outside the destination (or is not portable); nothing was written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"unsafe path in version manifest: {path!r} ({reason}); nothing was written")
+        self.path = path
+        self.reason = reason
