@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import roost.chunker as chunker
-from roost import _chunker_native, _hash_cache
+from roost.chunker import _backend as _chunker_native
+from roost.chunker import _hash_cache
 
 CHUNK = 4 * 1024 * 1024
 DATASETS = ("media", "touchdesigner", "many-tiny")
@@ -89,11 +90,11 @@ def run_warm(root: str, backend: str, verify: str = "stat") -> list[chunker.Chun
     if backend == "python":
         os.environ["ROOST_NATIVE"] = "0"
     try:
-        entries = chunker.scan_directory(root, cache=True, verify=verify)  # type: ignore[arg-type]
+        entries, report = chunker._scan_tree(root, cache=True, verify=verify)  # type: ignore[arg-type]
     finally:
         os.environ.pop("ROOST_NATIVE", None)
-    if chunker._files_read():
-        raise RuntimeError(f"the warm scan of {root} read {chunker._files_read()} files")
+    if report.files_read:
+        raise RuntimeError(f"the warm scan of {root} read {report.files_read} files")
     return entries
 
 

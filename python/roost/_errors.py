@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Defined with the chunker that raises it; the same class here and in ``roost``.
+from .chunker._errors import ChunkSourceChangedError
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
@@ -124,19 +127,6 @@ def error_for_status(status: int, problem: dict[str, Any], *, request_id: str | 
     if cls is None:
         cls = InternalServerError if status >= 500 else RoostApiError
     return cls(status, problem, request_id=request_id)
-
-
-class ChunkSourceChangedError(RuntimeError):
-    """A source file changed between hashing and upload; the push stopped before publishing."""
-
-    def __init__(self, path: str, chunk_hash: str, offset: int, reason: str):
-        self.path = path
-        self.chunk_hash = chunk_hash
-        self.offset = offset
-        super().__init__(
-            f"{path} changed during the push ({reason} at offset {offset}, chunk {chunk_hash}); "
-            "nothing was published, push again"
-        )
 
 
 class ChunkUploadError(RuntimeError):

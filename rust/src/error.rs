@@ -18,7 +18,10 @@ pub enum ScanError {
         offset: u64,
         reason: String,
     },
-    /// A bad ignore pattern (becomes `ValueError`).
+    /// The file opened is not the one the walk saw (a link or file swapped since): becomes
+    /// `ChunkSourceChangedError`, so nothing outside the root is read under a hash.
+    Swapped { path: PathBuf },
+    /// A bad ignore pattern (becomes `PatternError`, a `ValueError`).
     Pattern(PatternError),
     /// The job was cancelled.
     Cancelled,
@@ -51,6 +54,11 @@ impl fmt::Display for ScanError {
                     path.display()
                 )
             }
+            Self::Swapped { path } => write!(
+                f,
+                "{} changed while it was read ({SWAPPED})",
+                path.display()
+            ),
             Self::Pattern(e) => write!(f, "{e}"),
             Self::Cancelled => write!(f, "chunker: the scan was cancelled"),
             Self::Internal(msg) => write!(f, "chunker: internal error: {msg}"),
@@ -65,6 +73,9 @@ impl From<PatternError> for ScanError {
         Self::Pattern(e)
     }
 }
+
+/// Why a swapped file is refused (the Python fallback words it the same).
+pub const SWAPPED: &str = "not the file the scan saw (replaced or relinked)";
 
 /// The message for a name that is not valid UTF-8 (the Python fallback words it the same).
 #[must_use]

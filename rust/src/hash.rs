@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -163,6 +164,82 @@ fn hash_mmap(file: &File, offset: u64, len: usize) -> Result<[u8; 32], ReadFail>
     }
     .map_err(ReadFail::Io)?;
     Ok(Sha256::digest(&map[..]).into())
+}
+
+/// `threads`, or one per available core when it is 0.
+#[must_use]
+pub fn thread_count(threads: usize) -> usize {
+    if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    }
+}
+
+/// SHA-256 of `len` bytes of `path` at `offset`, opened only if it is the file `id` names
+/// (the walk's identity; `None`: not checked); another file is `ScanError::Swapped`.
+pub fn hash_checked(
+    reader: &mut ChunkReader,
+    path: &Path,
+    offset: u64,
+    len: usize,
+    id: Option<platform::FileId>,
+) -> Result<[u8; 32], ScanError> {
+    let file = platform::open_checked(path, id)
+        .map_err(|e| ScanError::io(path, e))?
+        .ok_or_else(|| ScanError::Swapped {
+            path: path.to_path_buf(),
+        })?;
+    reader
+        .hash_open(&file, offset, len)
+        .map_err(|f| f.at(path.to_path_buf(), offset, len))
+}
+
+/// Digests by index, as one worker found them.
+type Indexed = Result<Vec<(usize, [u8; 32])>, ScanError>;
+
+/// Reads and hashes every `(path, offset, len)` on `threads` workers (0: one per core), nothing
+/// else: the read + hash ceiling that a scan is measured against, and a bulk verify.
+pub fn hash_chunks(
+    chunks: &[(PathBuf, u64, usize)],
+    threads: usize,
+    mode: ReadMode,
+    piece: usize,
+) -> Result<Vec<[u8; 32]>, ScanError> {
+    let next = AtomicUsize::new(0);
+    let workers = thread_count(threads).min(chunks.len()).max(1);
+    let parts: Vec<Indexed> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut reader = ChunkReader::new(mode, piece);
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((path, offset, len)) = chunks.get(i) else {
+                            return Ok(done);
+                        };
+                        done.push((i, reader.hash(path, *offset, *len)?));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ScanError::Internal("a hash thread panicked".to_owned()))
+                })
+            })
+            .collect()
+    });
+    let mut out = vec![[0u8; 32]; chunks.len()];
+    for part in parts {
+        for (i, d) in part? {
+            out[i] = d;
+        }
+    }
+    Ok(out)
 }
 
 /// The xxh3-128 digest of each file's whole content, big-endian (the canonical byte order, as

@@ -2,14 +2,16 @@
 //!
 //! - `pattern`: ignore globs (gitignore-like) compiled to regexes.
 //! - `walk`: the parallel directory walk (symlinks, cycles, special files).
-//! - `hash`: reading and SHA-256 hashing of one chunk (buffer or mmap).
-//! - `job`: a cancellable scan job streaming finished files in manifest order.
+//! - `hash`: reading and SHA-256 hashing of chunks (buffer or mmap), and `hash_chunks`.
+//! - `job`: a cancellable scan job streaming finished files in manifest order: its API and
+//!   coordinator; `workers` hash the chunks, `collect` orders the results.
 //! - `platform`: every platform-specific call, with a portable fallback.
 //! - `python`: the PyO3 glue.
 //!
 //! Everything but `python` is plain Rust, tested by `cargo test`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod collect;
 pub mod error;
 pub mod hash;
 pub mod job;
@@ -17,6 +19,7 @@ pub mod pattern;
 pub mod platform;
 mod python;
 pub mod walk;
+mod workers;
 
 /// Whether this CPU has hardware SHA-256 instructions (SHA-NI on x86-64, the SHA2
 /// extension on ARMv8). Reported for diagnostics and benchmarks.

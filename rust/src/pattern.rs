@@ -22,6 +22,8 @@
 
 use std::fmt;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use regex::Regex;
 
 /// A pattern that could not be parsed.
@@ -313,17 +315,45 @@ fn class(negated: bool, ranges: &[(char, char)], out: &mut String) {
     out.push(']');
 }
 
-/// The compiled ignore set: component and path patterns, each for any entry or directories only.
-#[derive(Debug, Clone)]
+/// One pattern of the set, tried only when the combined regexes say some pattern matches.
+#[derive(Debug)]
+struct Rule {
+    text: String,
+    is_path: bool,
+    dir_only: bool,
+    negated: bool,
+    re: Regex,
+    /// Whether it matched an entry yet (for `unmatched`).
+    hit: AtomicBool,
+}
+
+/// The compiled ignore set, in order: the last pattern that matches an entry decides, and one
+/// starting with `!` re-includes it (as in git).
+///
+/// The patterns are first tried as one regex per kind (component or path, any entry or
+/// directories only): an entry that none matches, the common case, costs four regex calls
+/// whatever the number of patterns. Only a hit walks the rules from the last one.
+#[derive(Debug)]
 pub struct IgnoreMatcher {
     name_any: Option<Regex>,
     name_dir: Option<Regex>,
     path_any: Option<Regex>,
     path_dir: Option<Regex>,
+    rules: Vec<Rule>,
+    /// How many leading rules are the defaults (never reported as unmatched).
+    defaults: usize,
 }
 
-/// The names every walk skips at any depth.
-pub const DEFAULT_IGNORES: [&str; 2] = [".git", "node_modules"];
+/// The names every walk skips at any depth unless told otherwise (`roost.chunker` holds the same
+/// list and checks it against this one on import).
+pub const DEFAULT_IGNORES: [&str; 6] = [
+    ".git",
+    "node_modules",
+    "Backup/",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+];
 
 fn build(bodies: &[String]) -> Option<Regex> {
     if bodies.is_empty() {
@@ -335,31 +365,52 @@ fn build(bodies: &[String]) -> Option<Regex> {
     Regex::new(&text).ok()
 }
 
+fn too_large<S: AsRef<str>>(patterns: &[S]) -> PatternError {
+    PatternError {
+        pattern: patterns
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason: "too large to compile",
+    }
+}
+
 impl IgnoreMatcher {
-    /// Compiles `patterns`, plus the default ignores when `defaults` is set.
+    /// Compiles the default ignores (when `defaults` is set) followed by `patterns`.
     pub fn new<S: AsRef<str>>(patterns: &[S], defaults: bool) -> Result<Self, PatternError> {
         let mut groups: [Vec<String>; 4] = Default::default();
-        let defaults = if defaults { &DEFAULT_IGNORES[..] } else { &[] };
+        let defaults: &[&str] = if defaults { &DEFAULT_IGNORES[..] } else { &[] };
+        let mut rules = Vec::with_capacity(defaults.len() + patterns.len());
         for p in defaults
             .iter()
             .copied()
             .chain(patterns.iter().map(AsRef::as_ref))
         {
-            let c = compile(p)?;
+            let (negated, glob) = match p.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, p),
+            };
+            let c = compile(glob).map_err(|e| PatternError {
+                pattern: p.to_owned(),
+                reason: e.reason,
+            })?;
+            let re = Regex::new(&format!("(?s)^(?:{})$", c.body)).map_err(|_| too_large(&[p]))?;
             groups[usize::from(c.is_path) * 2 + usize::from(c.dir_only)].push(c.body);
+            rules.push(Rule {
+                text: p.to_owned(),
+                is_path: c.is_path,
+                dir_only: c.dir_only,
+                negated,
+                re,
+                hit: AtomicBool::new(false),
+            });
         }
         let mut out = [None, None, None, None];
         for (slot, bodies) in out.iter_mut().zip(&groups) {
             *slot = build(bodies);
             if slot.is_none() && !bodies.is_empty() {
-                return Err(PatternError {
-                    pattern: patterns
-                        .iter()
-                        .map(AsRef::as_ref)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    reason: "too large to compile",
-                });
+                return Err(too_large(patterns));
             }
         }
         let [name_any, name_dir, path_any, path_dir] = out;
@@ -368,6 +419,8 @@ impl IgnoreMatcher {
             name_dir,
             path_any,
             path_dir,
+            rules,
+            defaults: defaults.len(),
         })
     }
 
@@ -375,9 +428,34 @@ impl IgnoreMatcher {
     #[must_use]
     pub fn is_ignored(&self, name: &str, rel: &str, is_dir: bool) -> bool {
         let hit = |re: &Option<Regex>, text: &str| re.as_ref().is_some_and(|r| r.is_match(text));
-        hit(&self.name_any, name)
+        let any = hit(&self.name_any, name)
             || hit(&self.path_any, rel)
-            || (is_dir && (hit(&self.name_dir, name) || hit(&self.path_dir, rel)))
+            || (is_dir && (hit(&self.name_dir, name) || hit(&self.path_dir, rel)));
+        if !any {
+            return false;
+        }
+        let mut decision = None;
+        for rule in self.rules.iter().rev() {
+            if rule.dir_only && !is_dir {
+                continue;
+            }
+            if rule.re.is_match(if rule.is_path { rel } else { name }) {
+                rule.hit.store(true, Ordering::Relaxed);
+                decision.get_or_insert(!rule.negated);
+            }
+        }
+        decision.unwrap_or(false)
+    }
+
+    /// The given patterns (not the defaults) that matched no entry so far, in order.
+    #[must_use]
+    pub fn unmatched(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .skip(self.defaults)
+            .filter(|r| !r.hit.load(Ordering::Relaxed))
+            .map(|r| r.text.clone())
+            .collect()
     }
 }
 

@@ -1,18 +1,20 @@
 //! Every platform-specific call of the native core, each with a portable fallback.
 //!
-//! - `FileId`/`file_id`: what identifies a directory for symlink-cycle detection (device + inode on
-//!   Unix; elsewhere the canonical path, which names one directory as well, at the cost of a
-//!   syscall per directory).
+//! - `FileId`/`file_id`/`identity`: what identifies a file or directory: `(device, inode)` on
+//!   Unix; on Windows `(volume serial, file index)` from the open handle; elsewhere a hash of the
+//!   canonical path. Directories are compared for link cycles and repeats; files are compared at
+//!   every open, to prove the opened file is the one the walk saw.
 //! - `open_read`: opens a file for reading without ever blocking on a FIFO that replaced a regular
 //!   file after the walk (`O_NONBLOCK` on Unix; Windows has no FIFOs in the file system).
 //! - `DirHandle`/`open_dir`/`open_in`: open files by name in an open directory (`openat` on Unix,
-//!   which skips the path lookup per file; elsewhere the joined path).
+//!   which skips the path lookup per file; elsewhere the joined path), without following a link
+//!   in the last component unless asked (`O_NOFOLLOW`; `FILE_FLAG_OPEN_REPARSE_POINT` on Windows).
 //! - `read_at`: positional read (`pread` on Unix, `seek_read` on Windows, seek + read elsewhere).
 //! - `escape_name`: a file name that is not valid Unicode, shown with its bad bytes as `\xNN`.
 //! - `os_code`: the raw OS error number, split into errno (Unix) or winerror (Windows), for Python.
 //! - `stamp`: the stat fingerprint the hash cache compares (mtime and ctime in ns, inode, device
 //!   on Unix, the same numbers Python's `os.stat` gives; elsewhere the modification and creation
-//!   times with inode and device 0, so a cache there relies on times and size).
+//!   times with the file's identity).
 //!
 //! Paths come out `/`-separated everywhere because the walk builds relative paths by joining
 //! component names with `/` itself, never from the OS's path text.
@@ -31,6 +33,17 @@ pub struct Stamp {
     pub dev: u64,
 }
 
+impl Stamp {
+    /// The file's identity, `(device, inode)`; `None` where the platform gave none.
+    #[must_use]
+    pub fn id(&self) -> Option<FileId> {
+        (self.dev != 0 || self.ino != 0).then_some((self.dev, self.ino))
+    }
+}
+
+/// `(device, inode)` or its platform equivalent.
+pub type FileId = (u64, u64);
+
 /// A raw OS error code, as Python's `OSError` wants it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OsCode {
@@ -40,20 +53,23 @@ pub enum OsCode {
 
 #[cfg(unix)]
 mod imp {
-    use super::{io, File, Metadata, OsCode, OsStr, Path};
+    use super::{io, File, FileId, Metadata, OsCode, OsStr, Path};
     use std::ffi::CString;
     use std::fs::OpenOptions;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 
-    pub type FileId = (u64, u64);
-
     pub fn file_id(_path: &Path, meta: &Metadata) -> io::Result<FileId> {
         Ok((meta.dev(), meta.ino()))
     }
 
-    pub fn stamp(meta: &Metadata) -> super::Stamp {
+    pub fn identity(file: &File) -> io::Result<FileId> {
+        let meta = file.metadata()?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    pub fn stamp(_path: &Path, meta: &Metadata) -> super::Stamp {
         super::Stamp {
             mtime_ns: meta
                 .mtime()
@@ -86,10 +102,13 @@ mod imp {
         Ok(DirHandle(OwnedFd::from(file)))
     }
 
-    pub fn open_in(dir: &DirHandle, name: &str) -> io::Result<File> {
+    pub fn open_in(dir: &DirHandle, name: &str, follow: bool) -> io::Result<File> {
         let cname =
             CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let mut flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        if !follow {
+            flags |= libc::O_NOFOLLOW;
+        }
         // SAFETY: a valid directory fd, a NUL-terminated name; the result is checked below.
         let fd = unsafe { libc::openat(dir.0.as_raw_fd(), cname.as_ptr(), flags) };
         if fd < 0 {
@@ -112,25 +131,108 @@ mod imp {
     }
 }
 
-#[cfg(windows)]
+/// Windows and any other non-Unix target: one implementation, the Windows calls cfg-gated.
+#[cfg(not(unix))]
 mod imp {
-    use super::{io, File, Metadata, OsCode, OsStr, Path};
-    use std::os::windows::ffi::OsStrExt;
-    use std::os::windows::fs::FileExt;
+    use super::{io, File, FileId, Metadata, OsCode, OsStr, Path};
+    use std::fs::OpenOptions;
     use std::path::PathBuf;
 
-    pub type FileId = PathBuf;
+    #[cfg(windows)]
+    mod win {
+        use std::os::windows::io::AsRawHandle;
 
-    pub fn file_id(path: &Path, _meta: &Metadata) -> io::Result<FileId> {
-        std::fs::canonicalize(path)
+        pub const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        pub const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
+
+        #[repr(C)]
+        #[derive(Default)]
+        struct FileTime {
+            low: u32,
+            high: u32,
+        }
+
+        #[repr(C)]
+        #[derive(Default)]
+        struct ByHandleFileInformation {
+            attributes: u32,
+            creation: FileTime,
+            access: FileTime,
+            write: FileTime,
+            volume_serial: u32,
+            size_high: u32,
+            size_low: u32,
+            links: u32,
+            index_high: u32,
+            index_low: u32,
+        }
+
+        #[link(name = "kernel32")]
+        extern "system" {
+            fn GetFileInformationByHandle(
+                file: *mut core::ffi::c_void,
+                info: *mut ByHandleFileInformation,
+            ) -> i32;
+        }
+
+        /// `(volume serial, file index)` of an open file.
+        pub fn identity(file: &std::fs::File) -> std::io::Result<(u64, u64)> {
+            let mut info = ByHandleFileInformation::default();
+            // SAFETY: a valid open handle and a properly sized, writable struct.
+            let ok = unsafe { GetFileInformationByHandle(file.as_raw_handle().cast(), &mut info) };
+            if ok == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let index = (u64::from(info.index_high) << 32) | u64::from(info.index_low);
+            Ok((u64::from(info.volume_serial), index))
+        }
     }
 
-    pub fn stamp(meta: &Metadata) -> super::Stamp {
+    #[cfg(windows)]
+    pub fn identity(file: &File) -> io::Result<FileId> {
+        win::identity(file)
+    }
+
+    /// Elsewhere a file has no identity to read from its handle: unknown, not compared.
+    #[cfg(not(windows))]
+    pub fn identity(_file: &File) -> io::Result<FileId> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no file identity on this platform",
+        ))
+    }
+
+    #[cfg(windows)]
+    pub fn file_id(path: &Path, _meta: &Metadata) -> io::Result<FileId> {
+        use std::os::windows::fs::OpenOptionsExt;
+        // Backup semantics opens directories too; the link itself when `path` is one is not
+        // wanted here: the walk asks for what a link leads to.
+        let file = OpenOptions::new()
+            .access_mode(0)
+            .custom_flags(win::FILE_FLAG_BACKUP_SEMANTICS)
+            .open(path)?;
+        win::identity(&file)
+    }
+
+    #[cfg(not(windows))]
+    pub fn file_id(path: &Path, _meta: &Metadata) -> io::Result<FileId> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::canonicalize(path)?.hash(&mut h);
+        Ok((0, h.finish()))
+    }
+
+    pub fn stamp(path: &Path, meta: &Metadata) -> super::Stamp {
+        let (dev, ino) = if cfg!(windows) {
+            file_id(path, meta).unwrap_or((0, 0))
+        } else {
+            (0, 0)
+        };
         super::Stamp {
             mtime_ns: super::system_ns(meta.modified()),
             ctime_ns: super::system_ns(meta.created()),
-            ino: 0,
-            dev: 0,
+            ino,
+            dev,
         }
     }
 
@@ -145,77 +247,76 @@ mod imp {
         Ok(DirHandle(path.to_path_buf()))
     }
 
-    pub fn open_in(dir: &DirHandle, name: &str) -> io::Result<File> {
-        open_read(&dir.0.join(name))
+    pub fn open_in(dir: &DirHandle, name: &str, follow: bool) -> io::Result<File> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        #[cfg(windows)]
+        if !follow {
+            use std::os::windows::fs::OpenOptionsExt;
+            options.custom_flags(win::FILE_FLAG_OPEN_REPARSE_POINT);
+        }
+        #[cfg(not(windows))]
+        let _ = follow;
+        options.open(dir.0.join(name))
     }
 
+    #[cfg(windows)]
     pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        use std::os::windows::fs::FileExt;
         file.seek_read(buf, offset)
     }
 
-    pub fn name_bytes(name: &OsStr) -> Vec<u8> {
-        // Unpaired surrogates become U+FFFD, so the escaped text stays readable.
-        let wide: Vec<u16> = name.encode_wide().collect();
-        String::from_utf16_lossy(&wide).into_bytes()
-    }
-
-    pub fn os_code(err: &io::Error) -> Option<OsCode> {
-        err.raw_os_error().map(OsCode::WinError)
-    }
-}
-
-#[cfg(not(any(unix, windows)))]
-mod imp {
-    use super::{io, File, Metadata, OsCode, OsStr, Path};
-    use std::io::{Read, Seek, SeekFrom};
-    use std::path::PathBuf;
-
-    pub type FileId = PathBuf;
-
-    pub fn file_id(path: &Path, _meta: &Metadata) -> io::Result<FileId> {
-        std::fs::canonicalize(path)
-    }
-
-    pub fn stamp(meta: &Metadata) -> super::Stamp {
-        super::Stamp {
-            mtime_ns: super::system_ns(meta.modified()),
-            ctime_ns: super::system_ns(meta.created()),
-            ino: 0,
-            dev: 0,
-        }
-    }
-
-    pub fn open_read(path: &Path) -> io::Result<File> {
-        File::open(path)
-    }
-
-    /// An open directory (portable fallback: its path; files are opened by joined path).
-    pub struct DirHandle(PathBuf);
-
-    pub fn open_dir(path: &Path) -> io::Result<DirHandle> {
-        Ok(DirHandle(path.to_path_buf()))
-    }
-
-    pub fn open_in(dir: &DirHandle, name: &str) -> io::Result<File> {
-        open_read(&dir.0.join(name))
-    }
-
+    #[cfg(not(windows))]
     pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        use std::io::{Read, Seek, SeekFrom};
         let mut f = file;
         f.seek(SeekFrom::Start(offset))?;
         f.read(buf)
     }
 
+    #[cfg(windows)]
+    pub fn name_bytes(name: &OsStr) -> Vec<u8> {
+        use std::os::windows::ffi::OsStrExt;
+        // Unpaired surrogates become U+FFFD, so the escaped text stays readable.
+        let wide: Vec<u16> = name.encode_wide().collect();
+        String::from_utf16_lossy(&wide).into_bytes()
+    }
+
+    #[cfg(not(windows))]
     pub fn name_bytes(name: &OsStr) -> Vec<u8> {
         name.to_string_lossy().into_owned().into_bytes()
     }
 
     pub fn os_code(err: &io::Error) -> Option<OsCode> {
-        err.raw_os_error().map(OsCode::Errno)
+        if cfg!(windows) {
+            err.raw_os_error().map(OsCode::WinError)
+        } else {
+            err.raw_os_error().map(OsCode::Errno)
+        }
     }
 }
 
-pub use imp::{file_id, open_dir, open_in, open_read, os_code, read_at, stamp, DirHandle, FileId};
+pub use imp::{
+    file_id, identity, open_dir, open_in, open_read, os_code, read_at, stamp, DirHandle,
+};
+
+/// Opens `path` (following links, as the walk did) and proves it is the file `want` names:
+/// `Ok(None)` when it is another file (swapped since the walk), or when `want` is unknown.
+pub fn open_checked(path: &Path, want: Option<FileId>) -> io::Result<Option<File>> {
+    let file = open_read(path)?;
+    Ok(is_same(&file, want)?.then_some(file))
+}
+
+/// Whether the open `file` is the one `want` names (true when `want` or the platform's identity
+/// is unknown).
+pub fn is_same(file: &File, want: Option<FileId>) -> io::Result<bool> {
+    let Some(want) = want else { return Ok(true) };
+    match identity(file) {
+        Ok(got) => Ok(got == want),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(true),
+        Err(e) => Err(e),
+    }
+}
 
 /// Nanoseconds since the Unix epoch (negative before it; 0 when the platform has no such time).
 #[cfg(not(unix))]
@@ -274,6 +375,14 @@ mod tests {
             file_id(&p, &m).unwrap(),
             file_id(&p, &std::fs::metadata(&p).unwrap()).unwrap()
         );
+        let walked = stamp(&p, &m).id();
+        assert!(open_checked(&p, walked).unwrap().is_some());
+        let other = dir.join("g");
+        std::fs::write(&other, b"other").unwrap();
+        let swapped = stamp(&other, &std::fs::metadata(&other).unwrap()).id();
+        #[cfg(unix)]
+        assert!(open_checked(&p, swapped).unwrap().is_none());
+        let _ = swapped;
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,7 +14,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use sha2::{Digest, Sha256};
 
-use crate::error::{non_utf8_message, ScanError};
+use std::sync::Arc;
+
+use crate::error::{non_utf8_message, ScanError, SWAPPED};
 use crate::hash::{self, ChunkReader, ReadMode, DEFAULT_PIECE};
 use crate::job::{Cached, JobConfig, Next, ScanJob, Source};
 use crate::pattern::{self, IgnoreMatcher};
@@ -24,7 +26,13 @@ create_exception!(
     _native,
     SourceChangedError,
     PyRuntimeError,
-    "A file changed while it was read: args are (path, offset, reason)."
+    "A file changed, or is not the walked one: args are (path, offset, reason)."
+);
+create_exception!(
+    _native,
+    PatternError,
+    PyValueError,
+    "An ignore pattern that cannot be parsed (attributes `pattern` and `reason`)."
 );
 
 fn strerror(code: i32) -> String {
@@ -57,6 +65,18 @@ fn io_error(path: &Path, err: &std::io::Error) -> PyErr {
     }
 }
 
+/// `PatternError(message)` with `pattern` and `reason` attributes, like the fallback's.
+fn pattern_error(p: &pattern::PatternError) -> PyErr {
+    let err = PatternError::new_err(p.to_string());
+    Python::with_gil(|py| {
+        let value = err.value(py);
+        // Setting attributes on a fresh exception instance cannot fail short of memory.
+        let _ = value.setattr("pattern", p.pattern.as_str());
+        let _ = value.setattr("reason", p.reason);
+    });
+    err
+}
+
 fn to_pyerr(e: ScanError) -> PyErr {
     match e {
         ScanError::Io { path, err } => io_error(&path, &err),
@@ -66,7 +86,8 @@ fn to_pyerr(e: ScanError) -> PyErr {
             offset,
             reason,
         } => SourceChangedError::new_err((path, offset, reason)),
-        ScanError::Pattern(p) => PyValueError::new_err(p.to_string()),
+        ScanError::Swapped { path } => SourceChangedError::new_err((path, 0u64, SWAPPED)),
+        ScanError::Pattern(p) => pattern_error(&p),
         ScanError::Cancelled | ScanError::Internal(_) => PyRuntimeError::new_err(e.to_string()),
     }
 }
@@ -99,17 +120,20 @@ struct PyScanJob {
 
 #[pymethods]
 impl PyScanJob {
-    /// Starts walking `root` (absolute, symlinks resolved) with `patterns` plus the defaults.
+    /// Starts walking `root` (absolute, symlinks resolved) with the defaults (unless
+    /// `defaults` is false) and `patterns`.
     #[new]
-    #[pyo3(signature = (root, patterns, *, threads = 0, mmap = false, piece_kib = 0))]
+    #[pyo3(signature = (root, patterns, defaults = true, *, threads = 0, mmap = false, piece_kib = 0))]
     fn new(
         root: PathBuf,
         patterns: Vec<String>,
+        defaults: bool,
         threads: usize,
         mmap: bool,
         piece_kib: usize,
     ) -> PyResult<Self> {
-        let matcher = IgnoreMatcher::new(&patterns, true).map_err(|e| to_pyerr(e.into()))?;
+        let matcher = IgnoreMatcher::new(&patterns, defaults).map_err(|e| to_pyerr(e.into()))?;
+        let matcher = Arc::new(matcher);
         let job = ScanJob::start(
             Source::Tree { root, matcher },
             config(threads, mmap, piece_kib),
@@ -135,24 +159,37 @@ impl PyScanJob {
         Ok(r.map(|s| (s.files, s.bytes)))
     }
 
+    /// `(path, reason)` of each entry the walk left out, sorted by path (empty before the walk).
+    fn skipped(&self) -> Vec<(String, &'static str)> {
+        self.job.skipped().map_or_else(Vec::new, |s| {
+            s.iter().map(|(r, why)| (r.clone(), why.as_str())).collect()
+        })
+    }
+
+    /// The given ignore patterns that matched nothing (empty before the walk).
+    fn unmatched(&self) -> Vec<String> {
+        self.job.unmatched()
+    }
+
     /// Lets the hashing begin. `skip` (sorted indices into the walk's files) are not read:
-    /// `digests` holds the raw 32-byte digests of all their chunks, in order.
+    /// `digests` holds the raw 32-byte digests of all their chunks, in order. False, and
+    /// nothing started, when those do not match the walk (a stale or corrupt cache).
     #[pyo3(signature = (skip = None, digests = None))]
-    fn start_hashing(&self, skip: Option<Vec<usize>>, digests: Option<&[u8]>) -> PyResult<()> {
+    fn start_hashing(&self, skip: Option<Vec<usize>>, digests: Option<&[u8]>) -> PyResult<bool> {
         let cached = match skip {
             None => None,
             Some(skip) => {
                 let n = self.job.files().map_or(0, |f| f.len());
                 let mut flags = vec![false; n];
                 for i in skip {
-                    let slot = flags
-                        .get_mut(i)
-                        .ok_or_else(|| PyValueError::new_err(format!("no file {i} in the walk")))?;
+                    let Some(slot) = flags.get_mut(i) else {
+                        return Ok(false);
+                    };
                     *slot = true;
                 }
                 let raw = digests.unwrap_or_default();
                 if raw.len() % 32 != 0 {
-                    return Err(PyValueError::new_err("digests: not a multiple of 32 bytes"));
+                    return Ok(false);
                 }
                 let digests = raw
                     .chunks_exact(32)
@@ -168,9 +205,7 @@ impl PyScanJob {
                 })
             }
         };
-        self.job
-            .start_hashing(cached)
-            .map_err(|e| PyValueError::new_err(e.to_string()))
+        self.job.start_hashing(cached).map_err(to_pyerr)
     }
 
     /// The hash-cache keys of the walk's files, in manifest order: `(keys, sizes, mtime_ns)`,
@@ -212,15 +247,23 @@ impl PyScanJob {
         self.job.files_read()
     }
 
-    /// The next files in manifest order, as three lists: paths, sizes, and the chunk hashes of
-    /// all of them in order (a file of `size` bytes has `ceil(size / 4 MiB)`). Empty lists after
-    /// `timeout` seconds without news; None at the end.
+    /// The next files in manifest order, as four lists: paths, sizes, the chunk hashes of all
+    /// of them in order (a file of `size` bytes has `ceil(size / 4 MiB)`), and each file's
+    /// `(device, inode)` as the walk saw it. Empty lists after `timeout` seconds without news;
+    /// None at the end.
     #[allow(clippy::type_complexity)]
     fn next_batch<'py>(
         &self,
         py: Python<'py>,
         timeout: f64,
-    ) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)>> {
+    ) -> PyResult<
+        Option<(
+            Bound<'py, PyList>,
+            Bound<'py, PyList>,
+            Bound<'py, PyList>,
+            Bound<'py, PyList>,
+        )>,
+    > {
         let next = py
             .allow_threads(|| self.job.next_batch(seconds(timeout)))
             .map_err(to_pyerr)?;
@@ -231,6 +274,7 @@ impl PyScanJob {
                     PyList::empty(py),
                     PyList::empty(py),
                     PyList::empty(py),
+                    PyList::empty(py),
                 )))
             }
             Next::Batch(b) => b,
@@ -238,7 +282,14 @@ impl PyScanJob {
         let range = batch.start..batch.end;
         let files = &batch.files;
         let paths = PyList::new(py, range.clone().map(|i| PyString::new(py, files.rel(i))))?;
-        let sizes = PyList::new(py, range.map(|i| files.size(i)))?;
+        let sizes = PyList::new(py, range.clone().map(|i| files.size(i)))?;
+        let ids = PyList::new(
+            py,
+            range.map(|i| {
+                let st = files.stamp(i);
+                (st.dev, st.ino)
+            }),
+        )?;
         let hashes = PyList::new(
             py,
             batch
@@ -246,7 +297,7 @@ impl PyScanJob {
                 .iter()
                 .map(|d| PyString::new(py, &hash::to_hex(d))),
         )?;
-        Ok(Some((paths, sizes, hashes)))
+        Ok(Some((paths, sizes, hashes, ids)))
     }
 
     /// Stops the job: the walk and the workers finish within one chunk.
@@ -273,6 +324,11 @@ impl PyIgnoreMatcher {
     fn is_ignored(&self, name: &str, rel: &str, is_dir: bool) -> bool {
         self.inner.is_ignored(name, rel, is_dir)
     }
+
+    /// The given patterns (not the defaults) that matched no entry so far.
+    fn unmatched(&self) -> Vec<String> {
+        self.inner.unmatched()
+    }
 }
 
 /// `(is_path, dir_only, regex_body)` of one pattern (the fallback builds the same text).
@@ -282,28 +338,39 @@ fn compile_pattern(pattern: &str) -> PyResult<(bool, bool, String)> {
     Ok((c.is_path, c.dir_only, c.body))
 }
 
-fn read_some(path: &Path, offset: u64, buf: &mut [u8]) -> Result<usize, ScanError> {
-    let file = platform::open_read(path).map_err(|e| ScanError::io(path, e))?;
+fn read_some(
+    path: &Path,
+    offset: u64,
+    buf: &mut [u8],
+    id: Option<platform::FileId>,
+) -> Result<usize, ScanError> {
+    let file = platform::open_checked(path, id)
+        .map_err(|e| ScanError::io(path, e))?
+        .ok_or_else(|| ScanError::Swapped {
+            path: path.to_path_buf(),
+        })?;
     hash::read_full(&file, buf, offset).map_err(|e| ScanError::io(path, e))
 }
 
 /// Reads up to `size` bytes at `offset` (GIL released): `(data, sha256_hex or None)`.
 ///
-/// `data` is shorter than `size` when the file is.
+/// `data` is shorter than `size` when the file is. With `file_id` (the walk's `(device,
+/// inode)`), another file at `path` raises `SourceChangedError`.
 #[pyfunction]
-#[pyo3(signature = (path, offset, size, want_hash = true))]
+#[pyo3(signature = (path, offset, size, want_hash = true, file_id = None))]
 fn read_chunk<'py>(
     py: Python<'py>,
     path: PathBuf,
     offset: u64,
     size: usize,
     want_hash: bool,
+    file_id: Option<(u64, u64)>,
 ) -> PyResult<(Bound<'py, PyBytes>, Option<String>)> {
     let mut got = 0usize;
     let mut digest: Option<String> = None;
     let mut failure: Option<ScanError> = None;
     let data = PyBytes::new_with(py, size, |buf: &mut [u8]| {
-        py.allow_threads(|| match read_some(&path, offset, buf) {
+        py.allow_threads(|| match read_some(&path, offset, buf, file_id) {
             Ok(n) => {
                 got = n;
                 if want_hash {
@@ -325,19 +392,22 @@ fn read_chunk<'py>(
 
 /// Whether `size` bytes at `offset` of `path` hash to `expected_hash` (GIL released).
 ///
-/// A short read is `False`; an I/O error raises `OSError`.
+/// A short read is `False`; an I/O error raises `OSError`; with `file_id`, another file at
+/// `path` raises `SourceChangedError`.
 #[pyfunction]
+#[pyo3(signature = (path, offset, size, expected_hash, file_id = None))]
 fn verify_chunk(
     py: Python<'_>,
     path: PathBuf,
     offset: u64,
     size: usize,
     expected_hash: &str,
+    file_id: Option<(u64, u64)>,
 ) -> PyResult<bool> {
     let expected = expected_hash.to_ascii_lowercase();
     py.allow_threads(|| {
         let mut reader = ChunkReader::new(ReadMode::Buffer, DEFAULT_PIECE);
-        match reader.hash(&path, offset, size) {
+        match hash::hash_checked(&mut reader, &path, offset, size, file_id) {
             Ok(d) => Ok(hash::to_hex(&d) == expected),
             Err(ScanError::Changed { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -358,8 +428,9 @@ fn hash_chunks(
     mmap: bool,
     piece_kib: usize,
 ) -> PyResult<Vec<String>> {
+    let c = config(threads, mmap, piece_kib);
     let digests = py
-        .allow_threads(|| crate::job::hash_chunks(&chunks, config(threads, mmap, piece_kib)))
+        .allow_threads(|| hash::hash_chunks(&chunks, c.threads, c.mode, c.piece))
         .map_err(to_pyerr)?;
     Ok(digests.iter().map(hash::to_hex).collect())
 }
@@ -392,6 +463,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "SourceChangedError",
         m.py().get_type::<SourceChangedError>(),
     )?;
+    m.add("PatternError", m.py().get_type::<PatternError>())?;
     m.add_class::<PyScanJob>()?;
     m.add_class::<PyIgnoreMatcher>()?;
     m.add_function(wrap_pyfunction!(compile_pattern, m)?)?;

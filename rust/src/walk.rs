@@ -6,12 +6,21 @@
 //!   hash cache: the walk's own `stat`, so a warm scan costs no extra call), unless ignored;
 //! - directories are descended unless ignored (a matched directory is pruned);
 //! - symlinks are followed when the target exists and resolves inside the root: a file is kept
-//!   under the link's path, a directory is walked under it, unless that directory is one of the
-//!   link's own ancestors (a cycle: compared by `platform::FileId`), which is skipped;
-//! - everything else (FIFOs, sockets, devices, broken links) is skipped and never opened.
+//!   under the link's path; a directory is queued (see below);
+//! - everything else is skipped, never opened, and reported (`Skip`): links leaving the root,
+//!   broken links (and link loops), FIFOs, sockets and devices. Ignored entries are not reported.
 //!
-//! The result is unsorted; the caller sorts by path.
+//! Links to directories are walked after every real directory, one at a time in path order (the
+//! smallest path first): the first link to a directory is walked under its own path; a later
+//! one, or a link to one of its own ancestors, is reported as `RepeatedDirectory`. So each real
+//! directory is walked at most twice (under its path and under one link), a fan-out of links
+//! cannot multiply the tree, and the outcome never depends on the order the OS lists entries in
+//! or on the threads. `roost.chunker._fallback` follows the same steps.
+//!
+//! The files are unsorted (the caller sorts them by path); the skipped entries are sorted.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +47,8 @@ struct Item {
     len: u32,
     size: u64,
     stamp: Stamp,
+    /// Listed through a symlink (its open must follow the link; the identity check proves it).
+    linked: bool,
 }
 
 fn too_many() -> ScanError {
@@ -60,6 +71,17 @@ impl FileList {
 
     /// Adds a file with its stat fingerprint (for the hash cache).
     pub fn push_stamped(&mut self, rel: &str, size: u64, stamp: Stamp) -> Result<(), ScanError> {
+        self.push_entry(rel, size, stamp, false)
+    }
+
+    /// Adds a file; `linked` when the walk reached it through a symlink.
+    pub fn push_entry(
+        &mut self,
+        rel: &str,
+        size: u64,
+        stamp: Stamp,
+        linked: bool,
+    ) -> Result<(), ScanError> {
         let start = u32::try_from(self.text.len()).map_err(|_| too_many())?;
         let len = u32::try_from(rel.len()).map_err(|_| too_many())?;
         start.checked_add(len).ok_or_else(too_many)?;
@@ -69,6 +91,7 @@ impl FileList {
             len,
             size,
             stamp,
+            linked,
         });
         Ok(())
     }
@@ -123,9 +146,44 @@ impl FileList {
         self.items[i].stamp
     }
 
+    /// Whether file `i` was reached through a symlink.
+    #[must_use]
+    pub fn linked(&self, i: usize) -> bool {
+        self.items[i].linked
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
         (0..self.len()).map(|i| (self.rel(i), self.size(i)))
     }
+}
+
+/// Why the walk left an entry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Skip {
+    LinkOutsideRoot,
+    BrokenLink,
+    SpecialFile,
+    RepeatedDirectory,
+}
+
+impl Skip {
+    /// The reason as `roost.chunker.SkipReason` spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LinkOutsideRoot => "link_outside_root",
+            Self::BrokenLink => "broken_link",
+            Self::SpecialFile => "special_file",
+            Self::RepeatedDirectory => "repeated_directory",
+        }
+    }
+}
+
+/// What a walk found: the files (unsorted) and the skipped entries (sorted by path).
+#[derive(Debug, Default)]
+pub struct Walked {
+    pub files: FileList,
+    pub skipped: Vec<(String, Skip)>,
 }
 
 /// The chain of directories from the root down to a directory (for cycle detection).
@@ -153,12 +211,49 @@ struct DirTask {
     chain: Arc<Chain>,
 }
 
+/// A link to a directory, decided after the real directories (ordered by its path).
+struct LinkTask {
+    rel: String,
+    abs: PathBuf,
+    /// The chain of the directory holding the link.
+    chain: Arc<Chain>,
+}
+
+impl PartialEq for LinkTask {
+    fn eq(&self, other: &Self) -> bool {
+        self.rel == other.rel
+    }
+}
+
+impl Eq for LinkTask {}
+
+impl PartialOrd for LinkTask {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LinkTask {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rel.cmp(&other.rel)
+    }
+}
+
 #[derive(Default)]
 struct Queue {
     tasks: Vec<DirTask>,
     active: usize,
     failed: Option<ScanError>,
     finished: bool,
+}
+
+/// What a worker found in one directory, merged under the locks at once.
+#[derive(Default)]
+struct Found {
+    files: FileList,
+    skipped: Vec<(String, Skip)>,
+    links: Vec<LinkTask>,
+    subdirs: Vec<DirTask>,
 }
 
 struct Ctx<'a> {
@@ -170,6 +265,8 @@ struct Ctx<'a> {
     /// Every file found so far: each worker adds a directory's files at once. One shared list
     /// (rather than one per worker, merged at the end) keeps the peak memory at one copy.
     files: Mutex<FileList>,
+    skipped: Mutex<Vec<(String, Skip)>>,
+    links: Mutex<Vec<LinkTask>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,30 +294,82 @@ pub fn walk(
     matcher: &IgnoreMatcher,
     threads: usize,
     cancel: &AtomicBool,
-) -> Result<FileList, ScanError> {
+) -> Result<Walked, ScanError> {
     let meta = fs::metadata(root).map_err(|e| ScanError::io(root, e))?;
     let id = platform::file_id(root, &meta).map_err(|e| ScanError::io(root, e))?;
     let ctx = Ctx {
         root,
         matcher,
         cancel,
-        queue: Mutex::new(Queue {
-            tasks: vec![DirTask {
-                abs: root.to_path_buf(),
-                rel: String::new(),
-                chain: Arc::new(Chain { id, parent: None }),
-            }],
-            ..Queue::default()
-        }),
+        queue: Mutex::new(Queue::default()),
         wake: Condvar::new(),
         files: Mutex::new(FileList::default()),
+        skipped: Mutex::new(Vec::new()),
+        links: Mutex::new(Vec::new()),
     };
     let threads = threads.max(1);
+    let first = DirTask {
+        abs: root.to_path_buf(),
+        rel: String::new(),
+        chain: Arc::new(Chain { id, parent: None }),
+    };
+    run_workers(&ctx, first, threads)?;
+    let mut heap: BinaryHeap<Reverse<LinkTask>> = std::mem::take(&mut *lock(&ctx.links))
+        .into_iter()
+        .map(Reverse)
+        .collect();
+    let mut expanded: HashSet<FileId> = HashSet::new();
+    while let Some(Reverse(link)) = heap.pop() {
+        let target = fs::metadata(&link.abs)
+            .ok()
+            .and_then(|m| platform::file_id(&link.abs, &m).ok());
+        let Some(id) = target else {
+            lock(&ctx.skipped).push((link.rel, Skip::BrokenLink));
+            continue;
+        };
+        if link.chain.contains(&id) || !expanded.insert(id) {
+            lock(&ctx.skipped).push((link.rel, Skip::RepeatedDirectory));
+            continue;
+        }
+        let task = DirTask {
+            abs: link.abs,
+            rel: link.rel,
+            chain: Arc::new(Chain {
+                id,
+                parent: Some(link.chain),
+            }),
+        };
+        run_workers(&ctx, task, threads)?;
+        heap.extend(
+            std::mem::take(&mut *lock(&ctx.links))
+                .into_iter()
+                .map(Reverse),
+        );
+    }
+    let mut skipped = ctx
+        .skipped
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    skipped.sort();
+    let files = ctx
+        .files
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    Ok(Walked { files, skipped })
+}
+
+/// Walks the real directories under `first` on `threads` workers; links to directories are left
+/// in `ctx.links`.
+fn run_workers(ctx: &Ctx<'_>, first: DirTask, threads: usize) -> Result<(), ScanError> {
+    *lock(&ctx.queue) = Queue {
+        tasks: vec![first],
+        ..Queue::default()
+    };
     let spawned: Result<(), ScanError> = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let builder = std::thread::Builder::new().name(format!("roost-walk-{i}"));
-            match builder.spawn_scoped(s, || worker(&ctx)) {
+            match builder.spawn_scoped(s, || worker(ctx)) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     let mut q = lock(&ctx.queue);
@@ -241,24 +390,17 @@ pub fn walk(
         result
     });
     spawned?;
-    let q = ctx
-        .queue
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some(e) = q.failed {
+    if let Some(e) = lock(&ctx.queue).failed.take() {
         return Err(e);
     }
-    if cancel.load(Ordering::Relaxed) {
+    if ctx.cancel.load(Ordering::Relaxed) {
         return Err(ScanError::Cancelled);
     }
-    Ok(ctx
-        .files
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner))
+    Ok(())
 }
 
 fn worker(ctx: &Ctx<'_>) {
-    let mut found = FileList::default();
+    let mut found = Found::default();
     let mut buf = String::new();
     loop {
         let task = {
@@ -284,9 +426,15 @@ fn worker(ctx: &Ctx<'_>) {
                     .0;
             }
         };
-        let mut subdirs = Vec::new();
-        let res = read_dir(ctx, &task, &mut found, &mut subdirs, &mut buf)
-            .and_then(|()| lock(&ctx.files).absorb(&mut found));
+        let res = read_dir(ctx, &task, &mut found, &mut buf).and_then(|()| {
+            if !found.skipped.is_empty() {
+                lock(&ctx.skipped).append(&mut found.skipped);
+            }
+            if !found.links.is_empty() {
+                lock(&ctx.links).append(&mut found.links);
+            }
+            lock(&ctx.files).absorb(&mut found.files)
+        });
         let mut q = lock(&ctx.queue);
         q.active -= 1;
         match res {
@@ -296,8 +444,8 @@ fn worker(ctx: &Ctx<'_>) {
                 return;
             }
             Ok(()) => {
-                let pushed = !subdirs.is_empty();
-                q.tasks.extend(subdirs);
+                let pushed = !found.subdirs.is_empty();
+                q.tasks.append(&mut found.subdirs);
                 if pushed || q.active == 0 {
                     ctx.wake.notify_all();
                 }
@@ -313,8 +461,7 @@ fn is_not_found(e: &std::io::Error) -> bool {
 fn read_dir(
     ctx: &Ctx<'_>,
     task: &DirTask,
-    found: &mut FileList,
-    subdirs: &mut Vec<DirTask>,
+    found: &mut Found,
     rel: &mut String,
 ) -> Result<(), ScanError> {
     let entries = fs::read_dir(&task.abs).map_err(|e| ScanError::io(&task.abs, e))?;
@@ -345,7 +492,8 @@ fn read_dir(
                 Err(e) => return Err(ScanError::io(entry.path(), e)),
             };
             if meta.is_file() {
-                found.push_stamped(rel, meta.len(), platform::stamp(&meta))?;
+                let stamp = platform::stamp(&entry.path(), &meta);
+                found.files.push_stamped(rel, meta.len(), stamp)?;
             }
         } else if ft.is_dir() {
             if ctx.matcher.is_ignored(name, rel, true) {
@@ -362,50 +510,57 @@ fn read_dir(
                 id,
                 parent: Some(Arc::clone(&task.chain)),
             });
-            subdirs.push(DirTask {
+            found.subdirs.push(DirTask {
                 abs: path,
                 rel: rel.to_owned(),
                 chain,
             });
         } else if ft.is_symlink() {
-            let path = entry.path();
-            // A broken link, a link loop or an unreadable target: skipped.
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
-            let is_dir = meta.is_dir();
-            if !is_dir && !meta.is_file() {
-                continue;
-            }
-            if ctx.matcher.is_ignored(name, rel, is_dir) {
-                continue;
-            }
-            let Ok(target) = fs::canonicalize(&path) else {
-                continue;
-            };
-            if !target.starts_with(ctx.root) {
-                continue;
-            }
-            if is_dir {
-                let Ok(id) = platform::file_id(&target, &meta) else {
-                    continue;
-                };
-                if task.chain.contains(&id) {
-                    continue;
-                }
-                let chain = Arc::new(Chain {
-                    id,
-                    parent: Some(Arc::clone(&task.chain)),
-                });
-                subdirs.push(DirTask {
-                    abs: path,
-                    rel: rel.to_owned(),
-                    chain,
-                });
-            } else {
-                found.push_stamped(rel, meta.len(), platform::stamp(&meta))?;
-            }
+            symlink(ctx, task, entry.path(), name, rel, found)?;
+        } else if !ctx.matcher.is_ignored(name, rel, false) {
+            // a FIFO, socket or device: never opened
+            found.skipped.push((rel.to_owned(), Skip::SpecialFile));
         }
+    }
+    Ok(())
+}
+
+fn symlink(
+    ctx: &Ctx<'_>,
+    task: &DirTask,
+    path: PathBuf,
+    name: &str,
+    rel: &str,
+    found: &mut Found,
+) -> Result<(), ScanError> {
+    let Ok(meta) = fs::metadata(&path) else {
+        // a missing target, a link loop or an unreadable target
+        if !ctx.matcher.is_ignored(name, rel, false) {
+            found.skipped.push((rel.to_owned(), Skip::BrokenLink));
+        }
+        return Ok(());
+    };
+    let is_dir = meta.is_dir();
+    if ctx.matcher.is_ignored(name, rel, is_dir) {
+        return Ok(());
+    }
+    let Ok(target) = fs::canonicalize(&path) else {
+        found.skipped.push((rel.to_owned(), Skip::BrokenLink));
+        return Ok(());
+    };
+    if !target.starts_with(ctx.root) {
+        found.skipped.push((rel.to_owned(), Skip::LinkOutsideRoot));
+    } else if is_dir {
+        found.links.push(LinkTask {
+            rel: rel.to_owned(),
+            abs: path,
+            chain: Arc::clone(&task.chain),
+        });
+    } else if !meta.is_file() {
+        found.skipped.push((rel.to_owned(), Skip::SpecialFile));
+    } else {
+        let stamp = platform::stamp(&path, &meta);
+        found.files.push_entry(rel, meta.len(), stamp, true)?;
     }
     Ok(())
 }
@@ -423,8 +578,12 @@ mod tests {
 
     fn rels(root: &Path, patterns: &[&str]) -> Vec<(String, u64)> {
         let m = IgnoreMatcher::new(patterns, true).unwrap();
-        let files = walk(root, &m, 2, &AtomicBool::new(false)).unwrap();
-        let mut v: Vec<(String, u64)> = files.iter().map(|(r, s)| (r.to_owned(), s)).collect();
+        let walked = walk(root, &m, 2, &AtomicBool::new(false)).unwrap();
+        let mut v: Vec<(String, u64)> = walked
+            .files
+            .iter()
+            .map(|(r, s)| (r.to_owned(), s))
+            .collect();
         v.sort();
         v
     }
@@ -479,6 +638,24 @@ mod tests {
         symlink(".", root.join("d/self")).unwrap();
         let got: Vec<String> = rels(&root, &[]).into_iter().map(|(r, _)| r).collect();
         assert_eq!(got, vec!["d/f", "dir-link/f", "file-link"]);
+        let m = IgnoreMatcher::new::<&str>(&[], true).unwrap();
+        let walked = walk(&root, &m, 2, &AtomicBool::new(false)).unwrap();
+        let skipped: Vec<(&str, &str)> = walked
+            .skipped
+            .iter()
+            .map(|(r, s)| (r.as_str(), s.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("broken", "broken_link"),
+                ("d/self", "repeated_directory"),
+                ("d/up", "repeated_directory"),
+                ("dir-link/self", "repeated_directory"),
+                ("dir-link/up", "repeated_directory"),
+                ("out-link", "link_outside_root"),
+            ]
+        );
         fs::remove_dir_all(&root).unwrap();
         fs::remove_dir_all(&outside).unwrap();
     }

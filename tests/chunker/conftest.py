@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from roost import _chunker_native, chunker
+from roost import chunker
+from roost.chunker import _backend as _chunker_native
 
 BACKENDS = ("native", "python")
 

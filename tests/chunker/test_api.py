@@ -14,7 +14,6 @@ import anyio.lowlevel
 import pytest
 
 from roost import ChunkSourceChangedError, chunker
-from roost._chunker_native import loaded
 from roost.chunker import (
     CHUNK_SIZE_BYTES,
     ChunkDescriptor,
@@ -23,6 +22,7 @@ from roost.chunker import (
     DiscoverProgress,
     HashProgress,
 )
+from roost.chunker._backend import loaded
 
 from ._tree import oracle_chunks
 

@@ -7,14 +7,16 @@ import os
 import struct
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import xxhash
 
-from roost import _chunker_native, _chunker_py, _hash_cache, chunker
-from roost.chunker import ChunkedFileEntry, ChunkProgressEvent
+from roost import chunker
+from roost.chunker import ChunkedFileEntry, ChunkProgressEvent, _driver, _hash_cache
+from roost.chunker import _backend as _chunker_native
+from roost.chunker import _fallback as _chunker_py
 
 from ._tree import oracle_chunks
 
@@ -59,7 +61,7 @@ def tree(real_tmp: Path) -> Path:
 
 
 @pytest.fixture
-def reads(backend: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
+def reads(backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., int]]:
     """Files opened by the last scan: the native job's counter, or a spy on the fallback's reader
     (cross-checked with the fallback job's own counter)."""
     opened: set[str] = set()
@@ -67,27 +69,29 @@ def reads(backend: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
         real_small, real_range = _chunker_py._hash_small, _chunker_py.hash_range
         lock = threading.Lock()
 
-        def small(path: str, size: int) -> str:
+        def small(path: str, size: int, file_id: tuple[int, int] | None = None) -> str:
             with lock:
                 opened.add(path)
-            return real_small(path, size)
+            return real_small(path, size, file_id)
 
-        def ranged(path: str, offset: int, size: int) -> str:
+        def ranged(path: str, offset: int, size: int, file_id: tuple[int, int] | None = None) -> str:
             with lock:
                 opened.add(path)
-            return real_range(path, offset, size)
+            return real_range(path, offset, size, file_id)
 
         monkeypatch.setattr(_chunker_py, "_hash_small", small)
         monkeypatch.setattr(_chunker_py, "hash_range", ranged)
 
-    def count(check: bool = True) -> int:
-        n = chunker._files_read()
-        if backend == "python":
-            assert len(opened) == n or not check
-            opened.clear()
-        return n
+    with _driver.recording() as reports:
 
-    return count
+        def count(check: bool = True) -> int:
+            n = reports[-1].files_read
+            if backend == "python":
+                assert len(opened) == n or not check
+                opened.clear()
+            return n
+
+        yield count
 
 
 def scan(root: Path, *, cache: bool = True) -> list[tuple[str, int, list[tuple[str, int]]]]:
@@ -343,8 +347,7 @@ def fast(root: Path) -> list[tuple[str, int, list[tuple[str, int]]]]:
 
 def _current_keys(root: Path) -> list[bytes]:
     """The keys the current backend's walk builds for ``root`` now."""
-    native = _chunker_native.load()
-    job = chunker._tree_job(os.path.realpath(root), [], native)
+    job = _chunker_native.tree_job(os.path.realpath(root), [])
     try:
         while job.wait_walk(0.25) is None:
             pass

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roost import _chunker_glob as pyglob
-from roost._chunker_native import loaded
+from roost.chunker import _glob as pyglob
+from roost.chunker._backend import loaded
 
 native = loaded()
 if native is None:  # pragma: no cover
@@ -33,7 +33,7 @@ def ignored(patterns: list[str], rel: str, is_dir: bool = False) -> bool:
     """Both backends' answer (asserting they agree)."""
     assert native is not None
     name = rel.rsplit("/", 1)[-1]
-    a = native.IgnoreMatcher(patterns).is_ignored(name, rel, is_dir)
+    a: bool = native.IgnoreMatcher(patterns).is_ignored(name, rel, is_dir)
     b = pyglob.IgnoreMatcher(patterns).is_ignored(name, rel, is_dir)
     assert a == b, (patterns, rel, is_dir)
     return a

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from roost import PushOptions, Roost, chunker
+from roost.chunker._driver import recording
 
 pytest.importorskip("uvicorn", reason="the emulator needs the server extra")
 pytest.importorskip("starlette", reason="the emulator needs the server extra")
@@ -35,19 +36,22 @@ def make_tree(root: Path) -> None:
 
 async def test_repush_reads_nothing_and_cache_false_reads_everything(tmp_path: Path) -> None:
     make_tree(tmp_path)
-    async with testing.serve() as server, Roost(token=server.token, api_url=server.url) as client:
-        first = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
-        assert chunker._files_read() == 2
-        second = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
-        assert chunker._files_read() == 0
-        assert second.stats == dataclasses.replace(first.stats, uploaded_chunks=0, uploaded_bytes=0)
-        third = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, cache=False))
-        assert chunker._files_read() == 2
-        assert third.stats.total_chunks == first.stats.total_chunks
-        (tmp_path / "a.txt").write_bytes(b"ALPHA\n")  # same size, new mtime
-        fourth = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
-        assert chunker._files_read() == 1
-        assert fourth.stats.uploaded_chunks == 1
+    with recording() as reports:
+        async with testing.serve() as server, Roost(token=server.token, api_url=server.url) as client:
+            first = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+            assert reports[-1].files_read == 2
+            second = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+            assert reports[-1].files_read == 0
+            assert second.stats == dataclasses.replace(first.stats, uploaded_chunks=0, uploaded_bytes=0)
+            third = await client.roosts.push(
+                tmp_path, ROOST, PushOptions(site_id=server.site_id, cache=False)
+            )
+            assert reports[-1].files_read == 2
+            assert third.stats.total_chunks == first.stats.total_chunks
+            (tmp_path / "a.txt").write_bytes(b"ALPHA\n")  # same size, new mtime
+            fourth = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+            assert reports[-1].files_read == 1
+            assert fourth.stats.uploaded_chunks == 1
 
 
 async def test_verify_cache_is_passed_to_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,15 +63,20 @@ async def test_verify_cache_is_passed_to_the_scan(tmp_path: Path, monkeypatch: p
         seen.append(kwargs.get("verify"))
         return await real(*args, **kwargs)  # type: ignore[arg-type]
 
-    async with testing.serve() as server, Roost(token=server.token, api_url=server.url) as client:
-        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
-        from roost._push import engine
+    with recording() as reports:
+        async with testing.serve() as server, Roost(token=server.token, api_url=server.url) as client:
+            await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+            from roost._push import engine
 
-        monkeypatch.setattr(engine, "chunk_directory", spy)
-        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, verify_cache="fast"))
-        assert chunker._files_read() == 2  # the first push stored no content digests
-        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, verify_cache="fast"))
-        assert chunker._files_read() == 0
-        await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
-        assert chunker._files_read() == 0
+            monkeypatch.setattr(engine, "chunk_directory", spy)
+            await client.roosts.push(
+                tmp_path, ROOST, PushOptions(site_id=server.site_id, verify_cache="fast")
+            )
+            assert reports[-1].files_read == 2  # the first push stored no content digests
+            await client.roosts.push(
+                tmp_path, ROOST, PushOptions(site_id=server.site_id, verify_cache="fast")
+            )
+            assert reports[-1].files_read == 0
+            await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
+            assert reports[-1].files_read == 0
     assert seen == ["fast", "fast", "stat"]

@@ -36,6 +36,7 @@ class ChunkSource:
     rel_path: str
     offset: int
     size: int
+    file_id: tuple[int, int] | None = None  # the walk's identity: a swapped file is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ def build_manifest(root: str, entries: Iterable[ChunkedFileEntry]) -> Manifest:
         offset = 0
         for chunk in entry.chunks:
             if chunk.hash not in sources:
-                sources[chunk.hash] = ChunkSource(abs_path, entry.path, offset, chunk.size)
+                sources[chunk.hash] = ChunkSource(abs_path, entry.path, offset, chunk.size, entry.file_id)
             offset += chunk.size
     files = tuple(sorted(walked, key=lambda entry: entry.path))
     return Manifest(root=root, files=files, unique=tuple(sources), sources=sources)

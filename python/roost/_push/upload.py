@@ -49,7 +49,9 @@ def _read_verified(source: ChunkSource, chunk_hash: str) -> bytes:
     A file that changed, shrank or vanished since the scan raises ``ChunkSourceChangedError``.
     """
     try:
-        return read_chunk(source.path, source.offset, source.size, expected_hash=chunk_hash)
+        return read_chunk(
+            source.path, source.offset, source.size, expected_hash=chunk_hash, file_id=source.file_id
+        )
     except ChunkSourceChangedError:
         raise
     except OSError as error:

@@ -5,8 +5,9 @@
   than it saves, as the GIL hand-offs outweigh the work); every 4 MiB chunk of a larger file is a
   task for a thread pool (one thread per core), read with ``preadv``/``readinto`` into a
   per-thread reused buffer; ``hashlib`` releases the GIL while it hashes.
-- Results are produced in manifest order, in batches, by :class:`FallbackJob` (the same interface
-  as the native ``ScanJob``) or :func:`scan` (synchronous).
+- Results are produced in manifest order, in batches, by :class:`FallbackJob` (it satisfies
+  ``_backend.Job``, as the native ``ScanJob`` does).
+- Every open for hashing or reading proves it got the file the walk saw (see :func:`_open`).
 - The hash cache: the walk records each file's stat fingerprint (from ``os.scandir``'s own
   ``stat``), and files the cache knows are passed to ``start_hashing`` and never opened.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import os
 import queue
 import stat
@@ -23,39 +25,26 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ._chunker_glob import IgnoreMatcher
+from ._errors import SourceChanged
+from ._glob import IgnoreMatcher
 from ._hash_cache import make_key
+from ._model import CHUNK_SIZE, FileId, RawBatch
 
 __all__ = [
-    "CHUNK_SIZE",
     "FallbackJob",
-    "RawBatch",
-    "SourceChanged",
     "hash_range",
     "non_utf8_message",
-    "read_range",
-    "scan",
+    "read_and_hash",
+    "verify_range",
     "walk",
 ]
 
-CHUNK_SIZE = 4 * 1024 * 1024
 SMALL_FILE = 4 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 _BATCH_FILES = 4096
 _GROUP_BYTES = 1024 * 1024
 _GROUP_FILES = 64
-
-RawBatch = tuple[list[str], list[int], list[str]]
-
-
-class SourceChanged(Exception):  # noqa: N818 - internal signal, mapped to ChunkSourceChangedError
-    """A file got shorter while it was read: (path, offset, reason)."""
-
-    def __init__(self, path: str, offset: int, reason: str):
-        self.path = path
-        self.offset = offset
-        self.reason = reason
-        super().__init__(path, offset, reason)
+_NO_ID = (0, 0)
 
 
 class _CancelledError(RuntimeError):
@@ -72,10 +61,132 @@ def _escape(rel: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# walk
+# walk (the rules are in the package docstring; rust/src/walk.rs follows the same steps)
 
 
 Stamp = tuple[int, int, int, int]  # (mtime_ns, ctime_ns, inode, device)
+_Chain = tuple[FileId, ...]
+
+
+class _Walk:
+    """One walk: real directories first, then directory links in path order (see :func:`walk`)."""
+
+    def __init__(
+        self,
+        root: str,
+        matcher: IgnoreMatcher,
+        cancel: threading.Event | None,
+        stamps: dict[str, Stamp] | None,
+        skipped: list[tuple[str, str]] | None,
+    ):
+        self.root = root
+        self.root_prefix = root.rstrip(os.sep) + os.sep
+        self.matcher = matcher
+        self.cancel = cancel
+        self.stamps = stamps
+        self.skipped = skipped
+        self.found: list[tuple[str, int]] = []
+        # directory links still to decide: (rel, abs, chain of the directory holding the link)
+        self.links: list[tuple[str, str, _Chain]] = []
+
+    def skip(self, rel: str, reason: str) -> None:
+        if self.skipped is not None:
+            self.skipped.append((rel, reason))
+
+    def tree(self, abs_dir: str, rel_dir: str, chain: _Chain) -> None:
+        """Every real directory under ``abs_dir``; directory links are queued, not followed."""
+        stack = [(abs_dir, rel_dir, chain)]
+        is_ignored = self.matcher.is_ignored
+        append = self.found.append
+        stamps = self.stamps
+        while stack:
+            if self.cancel is not None and self.cancel.is_set():
+                raise _CancelledError
+            abs_dir, rel_dir, chain = stack.pop()
+            prefix = rel_dir + "/" if rel_dir else ""
+            with os.scandir(abs_dir) as it:
+                for entry in it:
+                    name = entry.name
+                    if not name.isascii():
+                        try:
+                            name.encode("utf-8")
+                        except UnicodeEncodeError:
+                            raise ValueError(non_utf8_message(_escape(prefix + name))) from None
+                    rel = prefix + name
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            if is_ignored(name, rel, False):
+                                continue
+                            est = entry.stat(follow_symlinks=False)
+                            if stat.S_ISREG(est.st_mode):
+                                append((rel, est.st_size))
+                                if stamps is not None:
+                                    stamps[rel] = _stamp(entry.path, est)
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            if is_ignored(name, rel, True):
+                                continue
+                            # os.lstat, not entry.stat: on Windows the latter has no inode number
+                            est = os.lstat(entry.path)
+                            stack.append((entry.path, rel, (*chain, (est.st_dev, est.st_ino))))
+                            continue
+                        if entry.is_symlink():
+                            self.link(entry.path, name, rel, chain)
+                        elif not is_ignored(name, rel, False):
+                            self.skip(rel, "special_file")  # FIFO, socket, device: never opened
+                    except FileNotFoundError:
+                        continue
+
+    def link(self, path: str, name: str, rel: str, chain: _Chain) -> None:
+        try:
+            target_st = os.stat(path)
+        except (OSError, ValueError):
+            if not self.matcher.is_ignored(name, rel, False):
+                self.skip(rel, "broken_link")  # missing target, a loop, or unreadable
+            return
+        is_dir = stat.S_ISDIR(target_st.st_mode)
+        if self.matcher.is_ignored(name, rel, is_dir):
+            return
+        try:
+            target = os.path.realpath(path)
+        except (OSError, ValueError):
+            self.skip(rel, "broken_link")
+            return
+        if target != self.root and not target.startswith(self.root_prefix):
+            self.skip(rel, "link_outside_root")
+        elif is_dir:
+            self.links.append((rel, path, chain))
+        elif not stat.S_ISREG(target_st.st_mode):
+            self.skip(rel, "special_file")
+        else:
+            self.found.append((rel, target_st.st_size))
+            if self.stamps is not None:
+                self.stamps[rel] = _stamp(path, target_st)
+
+    def run(self) -> list[tuple[str, int]]:
+        st = os.stat(self.root)
+        self.tree(self.root, "", ((st.st_dev, st.st_ino),))
+        heapq.heapify(self.links)
+        expanded: set[FileId] = set()
+        while self.links:
+            # the smallest path first, so that which link walks a directory never depends on
+            # the order the OS lists entries in
+            rel, path, chain = heapq.heappop(self.links)
+            try:
+                tst = os.stat(path)
+            except OSError:
+                self.skip(rel, "broken_link")
+                continue
+            ident = (tst.st_dev, tst.st_ino)
+            if ident in chain or ident in expanded:
+                self.skip(rel, "repeated_directory")
+                continue
+            expanded.add(ident)
+            before = len(self.links)
+            self.tree(path, rel, (*chain, ident))
+            if len(self.links) != before:
+                heapq.heapify(self.links)
+        return self.found
 
 
 def walk(
@@ -83,94 +194,14 @@ def walk(
     matcher: IgnoreMatcher,
     cancel: threading.Event | None = None,
     stamps: dict[str, Stamp] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, int]]:
     """``(rel, size)`` of every regular file under ``root`` (absolute, resolved), unsorted.
 
-    With ``stamps``, also records each file's fingerprint there, by relative path.
+    With ``stamps``, also records each file's fingerprint there, by relative path; with
+    ``skipped``, appends ``(rel, reason)`` for each entry left out (unsorted).
     """
-    root_prefix = root.rstrip(os.sep) + os.sep
-    st = os.stat(root)
-    found: list[tuple[str, int]] = []
-    # (absolute dir, relative dir, chain of (dev, ino) from the root down to it)
-    stack: list[tuple[str, str, tuple[tuple[int, int], ...]]] = [(root, "", ((st.st_dev, st.st_ino),))]
-    is_ignored = matcher.is_ignored
-    append = found.append
-    while stack:
-        if cancel is not None and cancel.is_set():
-            raise _CancelledError
-        abs_dir, rel_dir, chain = stack.pop()
-        prefix = rel_dir + "/" if rel_dir else ""
-        with os.scandir(abs_dir) as it:
-            for entry in it:
-                name = entry.name
-                if not name.isascii():
-                    try:
-                        name.encode("utf-8")
-                    except UnicodeEncodeError:
-                        raise ValueError(non_utf8_message(_escape(prefix + name))) from None
-                rel = prefix + name
-                try:
-                    if entry.is_file(follow_symlinks=False):
-                        if is_ignored(name, rel, False):
-                            continue
-                        est = entry.stat(follow_symlinks=False)
-                        if stat.S_ISREG(est.st_mode):
-                            append((rel, est.st_size))
-                            if stamps is not None:
-                                stamps[rel] = _stamp(entry.path, est)
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        if is_ignored(name, rel, True):
-                            continue
-                        # os.lstat, not entry.stat: on Windows the latter has no inode number
-                        est = os.lstat(entry.path)
-                        stack.append((entry.path, rel, (*chain, (est.st_dev, est.st_ino))))
-                        continue
-                except FileNotFoundError:
-                    continue
-                if entry.is_symlink():
-                    _symlink(entry, name, rel, root, root_prefix, chain, matcher, stack, found, stamps)
-                # anything else (FIFO, socket, device) is skipped and never opened
-    return found
-
-
-def _symlink(
-    entry: os.DirEntry[str],
-    name: str,
-    rel: str,
-    root: str,
-    root_prefix: str,
-    chain: tuple[tuple[int, int], ...],
-    matcher: IgnoreMatcher,
-    stack: list[tuple[str, str, tuple[tuple[int, int], ...]]],
-    found: list[tuple[str, int]],
-    stamps: dict[str, Stamp] | None,
-) -> None:
-    path = entry.path
-    try:
-        target_st = os.stat(path)
-    except (OSError, ValueError):
-        return  # broken, a loop, or unreadable: skipped
-    is_dir = stat.S_ISDIR(target_st.st_mode)
-    if not is_dir and not stat.S_ISREG(target_st.st_mode):
-        return
-    if matcher.is_ignored(name, rel, is_dir):
-        return
-    try:
-        target = os.path.realpath(path)
-    except (OSError, ValueError):
-        return
-    if target != root and not target.startswith(root_prefix):
-        return
-    if is_dir:
-        ident = (target_st.st_dev, target_st.st_ino)
-        if ident in chain:
-            return
-        stack.append((path, rel, (*chain, ident)))
-    else:
-        found.append((rel, target_st.st_size))
-        if stamps is not None:
-            stamps[rel] = _stamp(path, target_st)
+    return _Walk(root, matcher, cancel, stamps, skipped).run()
 
 
 def _stamp(path: str, st: os.stat_result) -> Stamp:
@@ -237,14 +268,31 @@ def _buffer() -> memoryview:
     return view
 
 
-def hash_range(path: str, offset: int, size: int) -> str:
+def _open(path: str, file_id: FileId | None) -> int:
+    """Opens ``path`` for reading, proving it is the file the walk saw (same device and inode):
+    a link or file swapped since the walk is refused, so nothing outside the root is read."""
+    fd = os.open(path, _OPEN_FLAGS)
+    if file_id is None or file_id == _NO_ID:
+        return fd
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if (st.st_dev, st.st_ino) != file_id:
+        os.close(fd)
+        raise SourceChanged(path, 0, "not the file the scan saw (replaced or relinked)")
+    return fd
+
+
+def hash_range(path: str, offset: int, size: int, file_id: FileId | None = None) -> str:
     """SHA-256 hex of ``size`` bytes at ``offset``, read into a reused per-thread buffer.
 
     One read and one hash per chunk: reading in smaller pieces (to hash them while in the CPU
     cache) measured no faster in Python, and costs more GIL hand-offs. ``hashlib`` releases the
     GIL while it hashes.
     """
-    fd = os.open(path, _OPEN_FLAGS)
+    fd = _open(path, file_id)
     try:
         view = _buffer()[:size] if size <= CHUNK_SIZE else memoryview(bytearray(size))
         got = _read_into(fd, view, offset)
@@ -255,9 +303,11 @@ def hash_range(path: str, offset: int, size: int) -> str:
     return hashlib.sha256(view).hexdigest()
 
 
-def read_range(path: str, offset: int, size: int) -> bytes:
-    """Up to ``size`` bytes at ``offset`` (shorter when the file is)."""
-    fd = os.open(path, _OPEN_FLAGS)
+def read_and_hash(
+    path: str, offset: int, size: int, want_hash: bool, file_id: FileId | None = None
+) -> tuple[bytes, str | None]:
+    """Up to ``size`` bytes at ``offset`` (shorter when the file is), and their SHA-256 if asked."""
+    fd = _open(path, file_id)
     try:
         buf = bytearray(size)
         got = _read_into(fd, memoryview(buf), offset)
@@ -265,11 +315,23 @@ def read_range(path: str, offset: int, size: int) -> bytes:
         os.close(fd)
     if got < size:
         del buf[got:]
-    return bytes(buf)
+    data = bytes(buf)
+    return data, hashlib.sha256(data).hexdigest() if want_hash else None
 
 
-def _hash_small(path: str, size: int) -> str:
-    fd = os.open(path, _OPEN_FLAGS)
+def verify_range(path: str, offset: int, size: int, expected_hash: str, file_id: FileId | None) -> bool:
+    """Whether the bytes hash to ``expected_hash``; a file too short is False."""
+    fd = _open(path, file_id)
+    try:
+        view = memoryview(bytearray(size))
+        got = _read_into(fd, view, offset)
+    finally:
+        os.close(fd)
+    return got == size and hashlib.sha256(view).hexdigest() == expected_hash.lower()
+
+
+def _hash_small(path: str, size: int, file_id: FileId | None = None) -> str:
+    fd = _open(path, file_id)
     try:
         data = os.read(fd, size)
         while len(data) < size:
@@ -294,13 +356,13 @@ class _Group:
     __slots__ = ("bytes", "future", "items")
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, int]] = []
+        self.items: list[tuple[str, int, FileId]] = []
         self.bytes = 0
         self.future: Future[list[str]] | None = None
 
 
-def _hash_group(items: list[tuple[str, int]]) -> list[str]:
-    return [hash_range(path, 0, size) for path, size in items]
+def _hash_group(items: list[tuple[str, int, FileId]]) -> list[str]:
+    return [hash_range(path, 0, size, ident) for path, size, ident in items]
 
 
 class _Known:
@@ -315,6 +377,7 @@ class _Known:
 def iter_hashed(
     base: str,
     files: list[tuple[str, int]],
+    ids: list[FileId],
     cancel: threading.Event | None = None,
     threads: int = 0,
     known: dict[int, list[str]] | None = None,
@@ -322,7 +385,8 @@ def iter_hashed(
 ) -> Iterator[RawBatch]:
     """Hash ``files`` (sorted ``(rel, size)``); yield batches in manifest order.
 
-    A batch is ``(paths, sizes, hashes)``: the hashes of all the batch's chunks, in order.
+    A batch is ``(paths, sizes, hashes, ids)``: the hashes of all the batch's chunks, in order.
+    Every open proves it got the file of ``ids`` (the walk's identity of each file).
     Files of at most 4 KiB are hashed here, in the calling thread; larger ones go to a pool of
     one thread per core: mid-size files in groups of about 1 MiB (one task per file would cost
     more in hand-offs than the hashing), large files one task per 4 MiB chunk. Files in
@@ -333,11 +397,14 @@ def iter_hashed(
     # files not yet emitted, in order: (rel, size, what to wait for)
     #   None | str: a small file's hash (None when empty);
     #   (_Group, i): a mid-size file, item i of a group;  list[Future]: a large file's chunks
-    pending: deque[tuple[str, int, str | tuple[_Group, int] | list[Future[str]] | _Known | None]] = deque()
+    pending: deque[tuple[str, int, str | tuple[_Group, int] | list[Future[str]] | _Known | None, FileId]] = (
+        deque()
+    )
     group = _Group()
     paths: list[str] = []
     sizes: list[int] = []
     hashes: list[str] = []
+    out_ids: list[FileId] = []
     prefix = base + os.sep
     native_sep = os.sep == "/"
 
@@ -354,7 +421,7 @@ def iter_hashed(
     def drain(block: bool) -> None:
         """Move finished files from the front of ``pending`` to the output lists."""
         while pending:
-            rel, size, ref = pending[0]
+            rel, size, ref, ident = pending[0]
             if isinstance(ref, tuple):
                 fut = ref[0].future
                 if fut is None or (not block and not fut.done()):
@@ -371,38 +438,42 @@ def iter_hashed(
             pending.popleft()
             paths.append(rel)
             sizes.append(size)
+            out_ids.append(ident)
 
     try:
         for index, (rel, size) in enumerate(files):
+            ident = ids[index]
             if cancel is not None and cancel.is_set():
                 raise _CancelledError
             cached = known.get(index) if known is not None else None
             if cached is not None:
                 if pending:
-                    pending.append((rel, size, _Known(cached)))
+                    pending.append((rel, size, _Known(cached), ident))
                 else:
                     paths.append(rel)
                     sizes.append(size)
+                    out_ids.append(ident)
                     hashes.extend(cached)
                 if len(paths) >= _BATCH_FILES:
-                    yield paths, sizes, hashes
-                    paths, sizes, hashes = [], [], []
+                    yield paths, sizes, hashes, out_ids
+                    paths, sizes, hashes, out_ids = [], [], [], []
                 continue
             if opened is not None and size:
                 opened[0] += 1
             path = prefix + rel if native_sep and rel else _abs(base, rel)
             if size <= SMALL_FILE:
-                digest = _hash_small(path, size) if size else None
+                digest = _hash_small(path, size, ident) if size else None
                 if pending:
-                    pending.append((rel, size, digest))
+                    pending.append((rel, size, digest, ident))
                 else:
                     paths.append(rel)
                     sizes.append(size)
+                    out_ids.append(ident)
                     if digest is not None:
                         hashes.append(digest)
             elif size <= CHUNK_SIZE:
-                pending.append((rel, size, (group, len(group.items))))
-                group.items.append((path, size))
+                pending.append((rel, size, (group, len(group.items)), ident))
+                group.items.append((path, size, ident))
                 group.bytes += size
                 if group.bytes >= _GROUP_BYTES or len(group.items) >= _GROUP_FILES:
                     submit_group()
@@ -411,48 +482,39 @@ def iter_hashed(
                 pool = pool or start_pool()
                 submit = pool.submit
                 futures = [
-                    submit(hash_range, path, off, min(CHUNK_SIZE, size - off))
+                    submit(hash_range, path, off, min(CHUNK_SIZE, size - off), ident)
                     for off in range(0, size, CHUNK_SIZE)
                 ]
-                pending.append((rel, size, futures))
+                pending.append((rel, size, futures, ident))
             if pending:
                 drain(block=False)
             if len(paths) >= _BATCH_FILES:
-                yield paths, sizes, hashes
-                paths, sizes, hashes = [], [], []
+                yield paths, sizes, hashes, out_ids
+                paths, sizes, hashes, out_ids = [], [], [], []
         submit_group()
         drain(block=True)
         if paths:
-            yield paths, sizes, hashes
+            yield paths, sizes, hashes, out_ids
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def scan(root: str, patterns: list[str], opened: list[int] | None = None) -> Iterator[RawBatch]:
-    """Walk, sort and hash in the calling thread (plus the pool for big chunks), in batches.
-
-    ``opened[0]`` counts the files opened."""
-    matcher = IgnoreMatcher(patterns)
-    files = walk(root, matcher)
-    files.sort()
-    yield from iter_hashed(root, files, opened=opened)
 
 
 # ---------------------------------------------------------------------------------------------
 # the job (same interface as the native ScanJob)
 
 _END = object()
+_Target = Callable[[threading.Event, dict[str, Stamp], list[tuple[str, str]]], list[tuple[str, int]]]
 
 
 class FallbackJob:
     """A scan in a background thread: ``wait_walk`` -> ``start_hashing`` -> ``next_batch``."""
 
-    def __init__(
-        self, base: str, target: Callable[[threading.Event, dict[str, Stamp]], list[tuple[str, int]]]
-    ):
+    def __init__(self, base: str, target: _Target, matcher: IgnoreMatcher | None = None):
         self._cancel = threading.Event()
         self._stamps: dict[str, Stamp] = {}
+        self._skipped: list[tuple[str, str]] = []
+        self._matcher = matcher
         self._files: list[tuple[str, int]] = []
         self._known: dict[int, list[str]] | None = None
         self._opened = [0]
@@ -467,30 +529,33 @@ class FallbackJob:
         self._thread.start()
 
     @classmethod
-    def for_tree(cls, root: str, patterns: list[str]) -> FallbackJob:
-        matcher = IgnoreMatcher(patterns)  # raises ValueError here, before the thread starts
+    def for_tree(cls, root: str, patterns: list[str], defaults: bool = True) -> FallbackJob:
+        matcher = IgnoreMatcher(patterns, defaults=defaults)  # raises here, before the thread starts
 
-        def target(cancel: threading.Event, stamps: dict[str, Stamp]) -> list[tuple[str, int]]:
-            files = walk(root, matcher, cancel, stamps)
+        def target(
+            cancel: threading.Event, stamps: dict[str, Stamp], skipped: list[tuple[str, str]]
+        ) -> list[tuple[str, int]]:
+            files = walk(root, matcher, cancel, stamps, skipped)
             files.sort()
+            skipped.sort()
             return files
 
-        return cls(root, target)
+        return cls(root, target, matcher)
 
     @classmethod
     def for_file(cls, path: str) -> FallbackJob:
-        def target(cancel: threading.Event, stamps: dict[str, Stamp]) -> list[tuple[str, int]]:
+        def target(
+            cancel: threading.Event, stamps: dict[str, Stamp], skipped: list[tuple[str, str]]
+        ) -> list[tuple[str, int]]:
             st = os.stat(path)
             stamps[""] = _stamp(path, st)
             return [("", st.st_size)]
 
         return cls(path, target)
 
-    def _run(
-        self, base: str, target: Callable[[threading.Event, dict[str, Stamp]], list[tuple[str, int]]]
-    ) -> None:
+    def _run(self, base: str, target: _Target) -> None:
         try:
-            files = target(self._cancel, self._stamps)
+            files = target(self._cancel, self._stamps, self._skipped)
         except BaseException as e:
             self._walked.put(e)
             return
@@ -499,8 +564,10 @@ class FallbackJob:
         while not self._go.wait(0.05):
             if self._cancel.is_set():
                 return
+        stamps = self._stamps
+        ids = [(stamps[rel][3], stamps[rel][2]) for rel, _ in files]
         try:
-            for batch in iter_hashed(base, files, self._cancel, known=self._known, opened=self._opened):
+            for batch in iter_hashed(base, files, ids, self._cancel, known=self._known, opened=self._opened):
                 self._out.put(batch)
             self._out.put(_END)
         except BaseException as e:
@@ -518,23 +585,37 @@ class FallbackJob:
         self._summary = got
         return got
 
-    def start_hashing(self, skip: list[int] | None = None, digests: list[str] | None = None) -> None:
-        """Lets the hashing begin; files ``skip`` (sorted indices) take ``digests`` (hex, in order)
-        instead of being read."""
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(rel, reason)`` of what the walk left out, sorted by path (empty before the walk)."""
+        return list(self._skipped) if self._summary is not None else []
+
+    def unmatched(self) -> list[str]:
+        """The given patterns that matched nothing in the walk (empty before it)."""
+        if self._summary is None or self._matcher is None:
+            return []
+        return self._matcher.unmatched()
+
+    def start_hashing(self, skip: list[int] | None = None, digests: bytes | None = None) -> bool:
+        """Lets the hashing begin; files ``skip`` (sorted indices) take ``digests`` (raw 32-byte
+        SHA-256 digests of all their chunks, in order) instead of being read. False, and nothing
+        started, when those do not match the walk."""
         if self._go.is_set():
-            return
+            return True
         if skip is not None:
             known: dict[int, list[str]] = {}
-            hexes = digests or []
+            raw = digests or b""
             at = 0
             for i in skip:
+                if not 0 <= i < len(self._files):
+                    return False
                 n = -(-self._files[i][1] // CHUNK_SIZE)
-                known[i] = hexes[at : at + n]
+                known[i] = [raw[32 * k : 32 * k + 32].hex() for k in range(at, at + n)]
                 at += n
-            if at != len(hexes):
-                raise ValueError("chunker: cached digests do not match the walk")
+            if 32 * at != len(raw):
+                return False
             self._known = known
         self._go.set()
+        return True
 
     def file_keys(self) -> tuple[list[bytes], list[int], list[int]] | None:
         """``(keys, sizes, mtime_ns)`` of the walk's files in manifest order, the keys being the
@@ -563,7 +644,7 @@ class FallbackJob:
         except queue.Empty:
             if self._cancel.is_set():
                 raise _CancelledError from None
-            return [], [], []
+            return [], [], [], []
         if got is _END:
             self._done = True
             return None

@@ -2,6 +2,8 @@
 
 The grammar is documented in :mod:`roost.chunker`; ``rust/src/pattern.rs`` implements the same
 parser and produces the same regex text (a Hypothesis test compares both, and their matches).
+A leading ``!`` negates a pattern (the matcher's concern: :func:`compile_pattern` sees the rest);
+the last pattern that matches an entry decides, as in git.
 """
 
 from __future__ import annotations
@@ -11,20 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
-__all__ = ["DEFAULT_IGNORES", "Compiled", "IgnoreMatcher", "PatternError", "compile_pattern"]
+from ._errors import PatternError
+from ._model import DEFAULT_IGNORES
 
-DEFAULT_IGNORES = (".git", "node_modules")
+__all__ = ["Compiled", "IgnoreMatcher", "compile_pattern"]
+
 _SLASH = ord("/")
 _NEVER = "[^\\x00-\\U0010FFFF]"
-
-
-class PatternError(ValueError):
-    """An ignore pattern that cannot be parsed."""
-
-    def __init__(self, pattern: str, reason: str):
-        self.pattern = pattern
-        self.reason = reason
-        super().__init__(f'invalid ignore pattern "{pattern}": {reason}')
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,21 +264,38 @@ def _build(bodies: list[str]) -> re.Pattern[str] | None:
 
 
 class IgnoreMatcher:
-    """The compiled ignore set: ``is_ignored(name, rel, is_dir)``, as in the native core."""
+    """The compiled ignore set: ``is_ignored(name, rel, is_dir)``, as in the native core.
 
-    __slots__ = ("_name_any", "_name_dir", "_path_any", "_path_dir")
+    The patterns are tried as one regex per kind first (an entry that none matches, the common
+    case, costs four regex calls whatever the number of patterns); only a hit walks the patterns
+    from the last one, which decides. Every pattern that matched an entry is remembered, for
+    :meth:`unmatched`.
+    """
+
+    __slots__ = ("_defaults", "_hit", "_name_any", "_name_dir", "_path_any", "_path_dir", "_rules", "_texts")
 
     def __init__(self, patterns: Sequence[str], *, defaults: bool = True):
         groups: list[list[str]] = [[], [], [], []]
-        for p in (*(DEFAULT_IGNORES if defaults else ()), *patterns):
-            c = compile_pattern(p)
+        texts = [*(DEFAULT_IGNORES if defaults else ()), *patterns]
+        rules: list[tuple[bool, bool, bool, re.Pattern[str]]] = []
+        for p in texts:
+            negated = p.startswith("!")
+            try:
+                c = compile_pattern(p[1:] if negated else p)
+            except PatternError as e:
+                raise PatternError(p, e.reason) from None
             groups[int(c.is_path) * 2 + int(c.dir_only)].append(c.body)
+            rules.append((c.is_path, c.dir_only, negated, re.compile("(?s)(?:" + c.body + ")")))
+        self._defaults = len(DEFAULT_IGNORES) if defaults else 0
+        self._texts = texts
+        self._rules = rules
+        self._hit = [False] * len(rules)
         self._name_any = _build(groups[0])
         self._name_dir = _build(groups[1])
         self._path_any = _build(groups[2])
         self._path_dir = _build(groups[3])
 
-    def is_ignored(self, name: str, rel: str, is_dir: bool) -> bool:
+    def _any(self, name: str, rel: str, is_dir: bool) -> bool:
         if self._name_any is not None and self._name_any.fullmatch(name):
             return True
         if self._path_any is not None and self._path_any.fullmatch(rel):
@@ -294,3 +306,21 @@ class IgnoreMatcher:
             if self._path_dir is not None and self._path_dir.fullmatch(rel):
                 return True
         return False
+
+    def is_ignored(self, name: str, rel: str, is_dir: bool) -> bool:
+        if not self._any(name, rel, is_dir):
+            return False
+        decision: bool | None = None
+        for i in range(len(self._rules) - 1, -1, -1):
+            is_path, dir_only, negated, rx = self._rules[i]
+            if dir_only and not is_dir:
+                continue
+            if rx.fullmatch(rel if is_path else name):
+                self._hit[i] = True
+                if decision is None:
+                    decision = not negated
+        return bool(decision)
+
+    def unmatched(self) -> list[str]:
+        """The given patterns (not the defaults) that matched no entry so far, in order."""
+        return [t for i, t in enumerate(self._texts) if i >= self._defaults and not self._hit[i]]

@@ -66,6 +66,8 @@ from itertools import accumulate, compress, repeat
 from operator import is_not
 from typing import Any, cast
 
+from ._model import CHUNK_SIZE
+
 __all__ = [
     "RACY_WINDOW_NS",
     "CacheHits",
@@ -73,9 +75,11 @@ __all__ = [
     "cache_dir",
     "cache_path",
     "content_digests",
+    "forget_file",
     "load",
     "lookup",
     "make_key",
+    "make_private_dirs",
     "save",
 ]
 
@@ -288,7 +292,7 @@ def save(
     )
     directory = os.path.dirname(path)
     try:
-        os.makedirs(directory, exist_ok=True)
+        make_private_dirs(directory)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".bin", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -302,6 +306,62 @@ def save(
     except OSError:
         return False
     return True
+
+
+def make_private_dirs(path: str) -> None:
+    """Creates ``path`` and its missing parents owner-only (0700), and makes ``path`` itself so
+    if it exists: cache entries name the user's files, which other local users need not see."""
+    missing: list[str] = []
+    at = os.path.abspath(path)
+    while not os.path.isdir(at):
+        missing.append(at)
+        parent = os.path.dirname(at)
+        if parent == at:
+            break
+        at = parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o700)
+    if os.name != "nt":
+        with contextlib.suppress(OSError):  # not ours: left as it is
+            os.chmod(path, 0o700)
+
+
+def forget(path: str, rel: str) -> bool:
+    """Drops every entry of ``rel`` from the cache file at ``path``; whether one was dropped."""
+    snap = load(path, CHUNK_SIZE)
+    if snap is None:
+        return False
+    name = rel.encode("utf-8", "surrogateescape")
+    keep = [(key, i) for key, i in snap.index.items() if key[KEY_PREFIX:] != name]
+    if len(keep) == len(snap.index):
+        return False
+    keys = [key for key, _ in keep]
+    mtimes = [_KEY.unpack_from(key)[1] for key in keys]
+    start, text = snap.start, snap.hashes
+    hashes = [[text[j : j + _HEX] for j in range(start[i], start[i + 1], _HEX)] for _, i in keep]
+    digests = snap.digests([i for _, i in keep])
+    # the entries were not racy when stored: a start time past them all keeps every one
+    return save(path, CHUNK_SIZE, 2**63 - 1, keys, mtimes, hashes, digests)
+
+
+def forget_file(abs_path: str) -> None:
+    """Drops ``abs_path`` from the cache of every scanned root above it (never raises OSError).
+
+    Called when the file raised ``ChunkSourceChangedError``: its cached hashes may be what is
+    stale (a rewrite that kept the fingerprint), and keeping them would fail every retry alike.
+    """
+    parts: list[str] = []
+    at = os.path.abspath(abs_path)
+    while True:
+        parent, name = os.path.split(at)
+        if not name or parent == at:
+            return
+        parts.append(name)
+        at = parent
+        cache = cache_path(at)
+        if os.path.exists(cache):
+            forget(cache, "/".join(reversed(parts)))
 
 
 def _xxh3_128() -> Callable[[], Any] | None:

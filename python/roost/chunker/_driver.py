@@ -1,0 +1,286 @@
+"""Running a job to its end: the hash cache around it, progress events, and the scan report.
+
+:func:`scan_sync` and :func:`scan_async` are the internal scans behind the public functions;
+each returns the entries and a :class:`ScanReport` (what the walk skipped, the patterns that
+matched nothing, files opened, cache hits), which tests and benchmarks read instead of any
+module state. :func:`recording` collects the reports of the scans run inside it (a context
+variable, so concurrent scans elsewhere do not mix in), for callers that only see the public API.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio.to_thread
+
+from . import _backend, _hash_cache
+from ._backend import Job, guard
+from ._errors import ChunkSourceChangedError
+from ._model import (
+    CHUNK_SIZE,
+    ChunkedFileEntry,
+    ChunkProgressEvent,
+    DiscoverProgress,
+    HashProgress,
+    ProgressCallback,
+    SkippedEntry,
+    SkipReason,
+    build_entries,
+    gc_paused,
+)
+
+__all__ = ["ScanReport", "Verify", "recording", "scan_async", "scan_sync"]
+
+_POLL_SECONDS = 0.25
+
+Verify = Literal["stat", "fast"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """What one scan did besides its entries."""
+
+    files_read: int = 0  # files opened to hash (cache hits and empty files are not)
+    cache_hits: int = 0
+    skipped: tuple[SkippedEntry, ...] = ()
+    unmatched_ignores: tuple[str, ...] = ()
+
+
+_REPORTS: ContextVar[list[ScanReport] | None] = ContextVar("roost_chunker_reports", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[ScanReport]]:
+    """The reports of every scan run in this context (and the tasks it starts), in order."""
+    reports: list[ScanReport] = []
+    token = _REPORTS.set(reports)
+    try:
+        yield reports
+    finally:
+        _REPORTS.reset(token)
+
+
+def _record(report: ScanReport) -> None:
+    reports = _REPORTS.get()
+    if reports is not None:
+        reports.append(report)
+
+
+@dataclass(slots=True)
+class _CachePlan:
+    path: str
+    start_ns: int
+    keys: list[bytes]
+    mtimes: list[int]
+    hits: int
+    stored: int  # entries in the loaded cache (0 without one)
+    verify: str = "stat"
+    root: str = ""
+    # the hits (their stored content digests are those just confirmed with verify="fast")
+    hits_used: _hash_cache.CacheHits | None = None
+
+
+@dataclass(slots=True)
+class _Walked:
+    file_count: int
+    total_bytes: int
+    skipped: tuple[SkippedEntry, ...] = ()
+    unmatched: tuple[str, ...] = ()
+    plan: _CachePlan | None = field(default=None)
+
+
+def _abs_paths(root: str, keys: list[bytes], indices: Iterable[int]) -> list[str]:
+    prefix = root.rstrip(os.sep) + os.sep
+    n = _hash_cache.KEY_PREFIX
+    rels = (keys[i][n:].decode("utf-8", "surrogateescape") for i in indices)
+    if os.sep == "/":
+        return [prefix + r for r in rels]
+    return [prefix + r.replace("/", os.sep) for r in rels]
+
+
+def _digests(paths: list[str]) -> list[bytes]:
+    return _hash_cache.content_digests(paths, _backend.xxh3_files())
+
+
+def _confirm(hits: _hash_cache.CacheHits, root: str, keys: list[bytes]) -> _hash_cache.CacheHits:
+    """The hits whose content digest is stored and still matches (verify="fast")."""
+    if not hits.indices:
+        return hits
+    try:
+        now = _digests(_abs_paths(root, keys, hits.indices))
+    except OSError:  # re-hash them all: the hashing reports the error, or sees a new file
+        return _hash_cache.CacheHits([], [])
+    keep = [j for j, (old, new) in enumerate(zip(hits.digests(), now, strict=True)) if old == new]
+    return _hash_cache.CacheHits(
+        [hits.indices[j] for j in keep],
+        [hits.hashes[j] for j in keep],
+        [hits.entries[j] for j in keep],
+        hits.snap,
+    )
+
+
+def _cache_start(job: Job, root: str, start_ns: int, verify: str) -> _CachePlan:
+    """Looks the walked files up in the cache and starts the hashing of the others."""
+    listed = job.file_keys()
+    if listed is None:
+        raise RuntimeError("chunker: internal error: no file list after the walk")
+    keys, _sizes, mtimes = listed
+    path = _hash_cache.cache_path(root)
+    snap = _hash_cache.load(path, CHUNK_SIZE)
+    hits = _hash_cache.CacheHits([], [])
+    if snap is not None:
+        hits = _hash_cache.lookup(snap, keys)
+        if verify == "fast":
+            hits = _confirm(hits, root, keys)
+    if not job.start_hashing(hits.indices, bytes.fromhex("".join(hits.hashes))):
+        # chunk counts that do not match the sizes (a corrupt cache): it is ignored
+        snap, hits = None, _hash_cache.CacheHits([], [])
+        job.start_hashing()
+    stored = 0 if snap is None else len(snap.index)
+    return _CachePlan(path, start_ns, keys, mtimes, len(hits.indices), stored, verify, root, hits)
+
+
+def _cache_finish(plan: _CachePlan | None, out: list[ChunkedFileEntry]) -> None:
+    if plan is None:
+        return
+    if plan.hits == len(plan.keys) and plan.stored == plan.hits:
+        return  # nothing changed: keep the file as it is
+    if len(out) != len(plan.keys):
+        raise RuntimeError("chunker: internal error: the scan lost files")
+    hashes = [[c.hash for c in e.chunks] for e in out]
+    used = plan.hits_used
+    known = {} if used is None else dict(zip(used.indices, used.digests(), strict=True))
+    digests = [known.get(i, b"") for i in range(len(out))]
+    if plan.verify == "fast":
+        # the files just hashed (and not racy, so stored): read again, from the page cache
+        cutoff = plan.start_ns - _hash_cache.RACY_WINDOW_NS
+        todo = [i for i, m in enumerate(plan.mtimes) if i not in known and m < cutoff]
+        try:
+            for i, d in zip(todo, _digests(_abs_paths(plan.root, plan.keys, todo)), strict=True):
+                digests[i] = d
+        except OSError:  # gone since it was hashed: stored without a digest (a miss next time)
+            pass
+    _hash_cache.save(plan.path, CHUNK_SIZE, plan.start_ns, plan.keys, plan.mtimes, hashes, digests)
+
+
+def _walked(job: Job, summary: tuple[int, int]) -> _Walked:
+    skipped = tuple(SkippedEntry(rel, _reason(reason)) for rel, reason in job.skipped())
+    return _Walked(summary[0], summary[1], skipped, tuple(job.unmatched()))
+
+
+def _start(job: Job, walked: _Walked, cache_root: str | None, start_ns: int, verify: str) -> None:
+    """Starts the hashing, from the cache where it can (after the discover event: a fast
+    verification reads files)."""
+    if cache_root is None:
+        job.start_hashing()
+        return
+    with gc_paused():  # 20,000 keys and slices: see build_entries
+        walked.plan = _cache_start(job, cache_root, start_ns, verify)
+
+
+def _reason(reason: str) -> SkipReason:
+    if reason == "link_outside_root":
+        return "link_outside_root"
+    if reason == "broken_link":
+        return "broken_link"
+    if reason == "special_file":
+        return "special_file"
+    if reason == "repeated_directory":
+        return "repeated_directory"
+    raise RuntimeError(f"chunker: internal error: unknown skip reason {reason!r}")
+
+
+def _report(job: Job, walked: _Walked) -> ScanReport:
+    hits = 0 if walked.plan is None else walked.plan.hits
+    report = ScanReport(job.files_read, hits, walked.skipped, walked.unmatched)
+    _record(report)
+    return report
+
+
+def _changed(e: ChunkSourceChangedError, cache_root: str | None) -> None:
+    if cache_root is not None:
+        _hash_cache.forget_file(e.path)
+
+
+def scan_sync(
+    job: Job, cache_root: str | None = None, start_ns: int = 0, verify: str = "stat"
+) -> tuple[list[ChunkedFileEntry], ScanReport]:
+    """Runs ``job`` in the calling thread; with ``cache_root``, through the hash cache."""
+    try:
+        while (summary := guard(job.wait_walk, _POLL_SECONDS)) is None:
+            pass
+        walked = _walked(job, summary)
+        _start(job, walked, cache_root, start_ns, verify)
+        out: list[ChunkedFileEntry] = []
+        with gc_paused():  # no user code runs here; see build_entries
+            while (batch := guard(job.next_batch, _POLL_SECONDS)) is not None:
+                out += build_entries(batch)
+        _cache_finish(walked.plan, out)
+        return out, _report(job, walked)
+    except ChunkSourceChangedError as e:
+        _changed(e, cache_root)
+        raise
+    finally:
+        job.cancel()
+
+
+async def _emit(callback: ProgressCallback, event: ChunkProgressEvent) -> None:
+    result = callback(event)
+    if inspect.isawaitable(result):
+        await result
+
+
+async def scan_async(
+    job: Job,
+    on_progress: ProgressCallback | None,
+    path: str | None = None,
+    cache_root: str | None = None,
+    start_ns: int = 0,
+    verify: str = "stat",
+) -> tuple[list[ChunkedFileEntry], ScanReport]:
+    """Runs ``job`` from worker threads, emitting progress; ``path`` names a one-file job's entry."""
+    # Each poll returns within _POLL_SECONDS, so a cancellation lands promptly without abandoning
+    # the worker thread (and without needing anyio >= 4.1).
+    run = anyio.to_thread.run_sync
+    try:
+        summary = None
+        while summary is None:
+            summary = await run(guard, job.wait_walk, _POLL_SECONDS)
+        walked = _walked(job, summary)
+        file_count, total_bytes = walked.file_count, walked.total_bytes
+        if on_progress is not None:
+            event = DiscoverProgress(file_count, total_bytes, walked.skipped, walked.unmatched)
+            await _emit(on_progress, event)
+        await run(_start, job, walked, cache_root, start_ns, verify)
+        out: list[ChunkedFileEntry] = []
+        files_done = bytes_done = 0
+        while True:
+            batch = await run(guard, job.next_batch, _POLL_SECONDS)
+            if batch is None:
+                break
+            entries = build_entries(batch, path)
+            if on_progress is None:
+                out += entries
+                continue
+            for entry in entries:
+                await _emit(
+                    on_progress, HashProgress(entry.path, files_done, file_count, bytes_done, total_bytes)
+                )
+                out.append(entry)
+                files_done += 1
+                bytes_done += entry.size
+        await run(_cache_finish, walked.plan, out)
+        if on_progress is not None:
+            await _emit(on_progress, HashProgress("", file_count, file_count, total_bytes, total_bytes))
+        return out, _report(job, walked)
+    except ChunkSourceChangedError as e:
+        _changed(e, cache_root)
+        raise
+    finally:
+        job.cancel()

@@ -1,0 +1,180 @@
+"""The chunker's data: constants, the public dataclasses, and entries built from raw batches."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_IGNORES",
+    "ChunkDescriptor",
+    "ChunkProgressEvent",
+    "ChunkedFileEntry",
+    "DiscoverProgress",
+    "FileId",
+    "HashProgress",
+    "ProgressCallback",
+    "RawBatch",
+    "SkipReason",
+    "SkippedEntry",
+    "build_entries",
+    "gc_paused",
+]
+
+#: The protocol's chunk size (4 MiB); the native core's own constant is checked against it once,
+#: when it is loaded.
+CHUNK_SIZE = 4 * 1024 * 1024
+
+#: What every walk leaves out unless ``default_ignores=False``: version control and package
+#: caches, TouchDesigner's ``Backup/`` autosave folders, and the files macOS and Windows
+#: Explorer drop into folders. The native core holds the same list (checked when it is loaded).
+DEFAULT_IGNORES = (".git", "node_modules", "Backup/", ".DS_Store", "Thumbs.db", "desktop.ini")
+
+#: ``(device, inode)`` of a file as the walk saw it (on Windows: volume serial, file index).
+FileId = tuple[int, int]
+
+#: A batch from a job: paths, sizes, every chunk hash of those files in order, and each file's
+#: identity (``(0, 0)`` where the platform has none).
+RawBatch = tuple[list[str], list[int], list[str], list[FileId]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDescriptor:
+    """One chunk: lowercase hex SHA-256 of its bytes, and its size."""
+
+    hash: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedFileEntry:
+    """One file: POSIX path relative to the root, size, and its chunks in order (none when empty).
+
+    ``file_id`` is the ``(device, inode)`` the walk saw; pass it to :func:`read_chunk` so that a
+    file swapped since is refused. It takes no part in equality.
+    """
+
+    path: str
+    size: int
+    chunks: tuple[ChunkDescriptor, ...] = field(default_factory=tuple)
+    file_id: FileId | None = field(default=None, compare=False, repr=False)
+
+
+#: Why the walk left an entry out (see :class:`SkippedEntry`).
+SkipReason = Literal["link_outside_root", "broken_link", "special_file", "repeated_directory"]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedEntry:
+    """An entry the walk did not list: POSIX path relative to the root, and why."""
+
+    path: str
+    reason: SkipReason
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverProgress:
+    """The walk is done: ``file_count`` files of ``total_bytes`` will be hashed.
+
+    ``skipped`` lists what the walk left out (sorted by path), ``unmatched_ignores`` the ignore
+    patterns (given, or from the ignore file; never the defaults) that matched nothing.
+    """
+
+    phase: Literal["discover"] = field(default="discover", init=False)
+    file_count: int
+    total_bytes: int
+    # Reports about the walk, not its outcome: two events of the same walk compare equal.
+    skipped: tuple[SkippedEntry, ...] = field(default=(), compare=False)
+    unmatched_ignores: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HashProgress:
+    phase: Literal["hash"] = field(default="hash", init=False)
+    file: str
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+ChunkProgressEvent = DiscoverProgress | HashProgress
+ProgressCallback = Callable[[ChunkProgressEvent], Awaitable[None] | None]
+
+
+# The dataclasses are frozen; the slot descriptors set their fields directly, about 2.5x faster
+# than __init__ (which goes through object.__setattr__ per field). This matters for trees of
+# 100,000 small files, and so does pausing the cyclic GC while the objects are built (it would
+# otherwise scan the growing result list again and again: 0.19 s against 0.07 s for 100,000).
+_new = object.__new__
+_set_chunk_hash = ChunkDescriptor.__dict__["hash"].__set__
+_set_chunk_size = ChunkDescriptor.__dict__["size"].__set__
+_set_entry_path = ChunkedFileEntry.__dict__["path"].__set__
+_set_entry_size = ChunkedFileEntry.__dict__["size"].__set__
+_set_entry_chunks = ChunkedFileEntry.__dict__["chunks"].__set__
+_set_entry_id = ChunkedFileEntry.__dict__["file_id"].__set__
+_NO_ID = (0, 0)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _descriptor(digest: str, size: int) -> ChunkDescriptor:
+    d: ChunkDescriptor = _new(ChunkDescriptor)
+    _set_chunk_hash(d, digest)
+    _set_chunk_size(d, size)
+    return d
+
+
+def build_entries(batch: RawBatch, path: str | None = None) -> list[ChunkedFileEntry]:
+    """The entries of one batch (``path`` replaces every entry's path: a one-file job's)."""
+    paths, sizes, hashes, ids = batch
+    out: list[ChunkedFileEntry] = []
+    append = out.append
+    new, set_hash, set_csize = _new, _set_chunk_hash, _set_chunk_size
+    set_path, set_size, set_chunks, set_id = (
+        _set_entry_path,
+        _set_entry_size,
+        _set_entry_chunks,
+        _set_entry_id,
+    )
+    at = 0
+    with gc_paused():
+        for rel, size, ident in zip(paths, sizes, ids, strict=True):
+            if size == 0:
+                chunks: tuple[ChunkDescriptor, ...] = ()
+            elif size <= CHUNK_SIZE:
+                d = new(ChunkDescriptor)
+                set_hash(d, hashes[at])
+                set_csize(d, size)
+                chunks = (d,)
+                at += 1
+            else:
+                n = -(-size // CHUNK_SIZE)
+                last = size - CHUNK_SIZE * (n - 1)
+                chunks = (
+                    *(_descriptor(h, CHUNK_SIZE) for h in hashes[at : at + n - 1]),
+                    _descriptor(hashes[at + n - 1], last),
+                )
+                at += n
+            e = new(ChunkedFileEntry)
+            set_path(e, rel if path is None else path)
+            set_size(e, size)
+            set_chunks(e, chunks)
+            set_id(e, None if ident == _NO_ID else ident)
+            append(e)
+    if at != len(hashes):
+        raise RuntimeError(f"chunker: internal error: {len(hashes)} hashes for {at} chunks")
+    return out
