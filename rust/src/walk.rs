@@ -214,6 +214,7 @@ struct DirTask {
 /// A link to a directory, decided after the real directories (ordered by its path).
 struct LinkTask {
     rel: String,
+    /// The link's resolved target: walked instead of the link, which may point elsewhere by then.
     abs: PathBuf,
     /// The chain of the directory holding the link.
     chain: Arc<Chain>,
@@ -550,17 +551,40 @@ fn symlink(
     };
     if !target.starts_with(ctx.root) {
         found.skipped.push((rel.to_owned(), Skip::LinkOutsideRoot));
-    } else if is_dir {
+        return Ok(());
+    }
+    // The target was stat'ed through the link, then resolved: the link may have been flipped in
+    // between. The resolved path holds no link, so its own metadata must show the same file, or
+    // the identity recorded could be one outside the root.
+    let Ok(resolved) = fs::symlink_metadata(&target) else {
+        found.skipped.push((rel.to_owned(), Skip::BrokenLink));
+        return Ok(());
+    };
+    let same = match (
+        platform::file_id(&path, &meta),
+        platform::file_id(&target, &resolved),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        return Err(ScanError::Changed {
+            path,
+            offset: 0,
+            reason: "relinked while the folder was walked".to_owned(),
+        });
+    }
+    if is_dir {
         found.links.push(LinkTask {
             rel: rel.to_owned(),
-            abs: path,
+            abs: target,
             chain: Arc::clone(&task.chain),
         });
-    } else if !meta.is_file() {
+    } else if !resolved.is_file() {
         found.skipped.push((rel.to_owned(), Skip::SpecialFile));
     } else {
-        let stamp = platform::stamp(&path, &meta);
-        found.files.push_entry(rel, meta.len(), stamp, true)?;
+        let stamp = platform::stamp(&target, &resolved);
+        found.files.push_entry(rel, resolved.len(), stamp, true)?;
     }
     Ok(())
 }

@@ -86,7 +86,8 @@ class _Walk:
         self.stamps = stamps
         self.skipped = skipped
         self.found: list[tuple[str, int]] = []
-        # directory links still to decide: (rel, abs, chain of the directory holding the link)
+        # directory links still to decide: (rel, resolved target, chain of the directory holding
+        # the link); the target is walked, not the link, which may point elsewhere by then
         self.links: list[tuple[str, str, _Chain]] = []
 
     def skip(self, rel: str, reason: str) -> None:
@@ -154,14 +155,25 @@ class _Walk:
             return
         if target != self.root and not target.startswith(self.root_prefix):
             self.skip(rel, "link_outside_root")
-        elif is_dir:
-            self.links.append((rel, path, chain))
-        elif not stat.S_ISREG(target_st.st_mode):
+            return
+        # The target was stat'ed through the link, then resolved: the link may have been
+        # flipped in between. The resolved path holds no link, so its own lstat must show the
+        # same file, or the identity recorded could be one outside the root.
+        try:
+            resolved = os.lstat(target)
+        except OSError:
+            self.skip(rel, "broken_link")
+            return
+        if (resolved.st_dev, resolved.st_ino) != (target_st.st_dev, target_st.st_ino):
+            raise SourceChanged(path, 0, "relinked while the folder was walked")
+        if is_dir:
+            self.links.append((rel, target, chain))
+        elif not stat.S_ISREG(resolved.st_mode):
             self.skip(rel, "special_file")
         else:
-            self.found.append((rel, target_st.st_size))
+            self.found.append((rel, resolved.st_size))
             if self.stamps is not None:
-                self.stamps[rel] = _stamp(path, target_st)
+                self.stamps[rel] = _stamp(target, resolved)
 
     def run(self) -> list[tuple[str, int]]:
         st = os.stat(self.root)
