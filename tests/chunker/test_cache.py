@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xxhash
@@ -69,15 +70,15 @@ def reads(backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
         real_small, real_range = _chunker_py._hash_small, _chunker_py.hash_range
         lock = threading.Lock()
 
-        def small(path: str, size: int, file_id: tuple[int, int] | None = None) -> str:
+        def small(path: str, size: int, *rest: Any) -> str:
             with lock:
                 opened.add(path)
-            return real_small(path, size, file_id)
+            return real_small(path, size, *rest)
 
-        def ranged(path: str, offset: int, size: int, file_id: tuple[int, int] | None = None) -> str:
+        def ranged(path: str, offset: int, size: int, *rest: Any) -> str:
             with lock:
                 opened.add(path)
-            return real_range(path, offset, size, file_id)
+            return real_range(path, offset, size, *rest)
 
         monkeypatch.setattr(_chunker_py, "_hash_small", small)
         monkeypatch.setattr(_chunker_py, "hash_range", ranged)

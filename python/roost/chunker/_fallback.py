@@ -14,12 +14,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
-import heapq
 import os
 import queue
-import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -29,198 +27,22 @@ from ._errors import SourceChanged
 from ._glob import IgnoreMatcher
 from ._hash_cache import make_key
 from ._model import CHUNK_SIZE, FileId, RawBatch
+from ._walk import CancelledError, Stamp, stamp, walk
 
 __all__ = [
     "FallbackJob",
     "hash_range",
-    "non_utf8_message",
     "read_and_hash",
     "verify_range",
-    "walk",
 ]
 
 SMALL_FILE = 4 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BATCH_FILES = 4096
 _GROUP_BYTES = 1024 * 1024
 _GROUP_FILES = 64
 _NO_ID = (0, 0)
-
-
-class _CancelledError(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__("chunker: the scan was cancelled")
-
-
-def non_utf8_message(rel: str) -> str:
-    return f'chunker: file name is not valid UTF-8: "{rel}" (manifest paths must be UTF-8; rename it)'
-
-
-def _escape(rel: str) -> str:
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-# ---------------------------------------------------------------------------------------------
-# walk (the rules are in the package docstring; rust/src/walk.rs follows the same steps)
-
-
-Stamp = tuple[int, int, int, int]  # (mtime_ns, ctime_ns, inode, device)
-_Chain = tuple[FileId, ...]
-
-
-class _Walk:
-    """One walk: real directories first, then directory links in path order (see :func:`walk`)."""
-
-    def __init__(
-        self,
-        root: str,
-        matcher: IgnoreMatcher,
-        cancel: threading.Event | None,
-        stamps: dict[str, Stamp] | None,
-        skipped: list[tuple[str, str]] | None,
-    ):
-        self.root = root
-        self.root_prefix = root.rstrip(os.sep) + os.sep
-        self.matcher = matcher
-        self.cancel = cancel
-        self.stamps = stamps
-        self.skipped = skipped
-        self.found: list[tuple[str, int]] = []
-        # directory links still to decide: (rel, resolved target, chain of the directory holding
-        # the link); the target is walked, not the link, which may point elsewhere by then
-        self.links: list[tuple[str, str, _Chain]] = []
-
-    def skip(self, rel: str, reason: str) -> None:
-        if self.skipped is not None:
-            self.skipped.append((rel, reason))
-
-    def tree(self, abs_dir: str, rel_dir: str, chain: _Chain) -> None:
-        """Every real directory under ``abs_dir``; directory links are queued, not followed."""
-        stack = [(abs_dir, rel_dir, chain)]
-        is_ignored = self.matcher.is_ignored
-        append = self.found.append
-        stamps = self.stamps
-        while stack:
-            if self.cancel is not None and self.cancel.is_set():
-                raise _CancelledError
-            abs_dir, rel_dir, chain = stack.pop()
-            prefix = rel_dir + "/" if rel_dir else ""
-            with os.scandir(abs_dir) as it:
-                for entry in it:
-                    name = entry.name
-                    if not name.isascii():
-                        try:
-                            name.encode("utf-8")
-                        except UnicodeEncodeError:
-                            raise ValueError(non_utf8_message(_escape(prefix + name))) from None
-                    rel = prefix + name
-                    try:
-                        if entry.is_file(follow_symlinks=False):
-                            if is_ignored(name, rel, False):
-                                continue
-                            est = entry.stat(follow_symlinks=False)
-                            if stat.S_ISREG(est.st_mode):
-                                append((rel, est.st_size))
-                                if stamps is not None:
-                                    stamps[rel] = _stamp(entry.path, est)
-                            continue
-                        if entry.is_dir(follow_symlinks=False):
-                            if is_ignored(name, rel, True):
-                                continue
-                            # os.lstat, not entry.stat: on Windows the latter has no inode number
-                            est = os.lstat(entry.path)
-                            stack.append((entry.path, rel, (*chain, (est.st_dev, est.st_ino))))
-                            continue
-                        if entry.is_symlink():
-                            self.link(entry.path, name, rel, chain)
-                        elif not is_ignored(name, rel, False):
-                            self.skip(rel, "special_file")  # FIFO, socket, device: never opened
-                    except FileNotFoundError:
-                        continue
-
-    def link(self, path: str, name: str, rel: str, chain: _Chain) -> None:
-        try:
-            target_st = os.stat(path)
-        except (OSError, ValueError):
-            if not self.matcher.is_ignored(name, rel, False):
-                self.skip(rel, "broken_link")  # missing target, a loop, or unreadable
-            return
-        is_dir = stat.S_ISDIR(target_st.st_mode)
-        if self.matcher.is_ignored(name, rel, is_dir):
-            return
-        try:
-            target = os.path.realpath(path)
-        except (OSError, ValueError):
-            self.skip(rel, "broken_link")
-            return
-        if target != self.root and not target.startswith(self.root_prefix):
-            self.skip(rel, "link_outside_root")
-            return
-        # The target was stat'ed through the link, then resolved: the link may have been
-        # flipped in between. The resolved path holds no link, so its own lstat must show the
-        # same file, or the identity recorded could be one outside the root.
-        try:
-            resolved = os.lstat(target)
-        except OSError:
-            self.skip(rel, "broken_link")
-            return
-        if (resolved.st_dev, resolved.st_ino) != (target_st.st_dev, target_st.st_ino):
-            raise SourceChanged(path, 0, "relinked while the folder was walked")
-        if is_dir:
-            self.links.append((rel, target, chain))
-        elif not stat.S_ISREG(resolved.st_mode):
-            self.skip(rel, "special_file")
-        else:
-            self.found.append((rel, resolved.st_size))
-            if self.stamps is not None:
-                self.stamps[rel] = _stamp(target, resolved)
-
-    def run(self) -> list[tuple[str, int]]:
-        st = os.stat(self.root)
-        self.tree(self.root, "", ((st.st_dev, st.st_ino),))
-        heapq.heapify(self.links)
-        expanded: set[FileId] = set()
-        while self.links:
-            # the smallest path first, so that which link walks a directory never depends on
-            # the order the OS lists entries in
-            rel, path, chain = heapq.heappop(self.links)
-            try:
-                tst = os.stat(path)
-            except OSError:
-                self.skip(rel, "broken_link")
-                continue
-            ident = (tst.st_dev, tst.st_ino)
-            if ident in chain or ident in expanded:
-                self.skip(rel, "repeated_directory")
-                continue
-            expanded.add(ident)
-            before = len(self.links)
-            self.tree(path, rel, (*chain, ident))
-            if len(self.links) != before:
-                heapq.heapify(self.links)
-        return self.found
-
-
-def walk(
-    root: str,
-    matcher: IgnoreMatcher,
-    cancel: threading.Event | None = None,
-    stamps: dict[str, Stamp] | None = None,
-    skipped: list[tuple[str, str]] | None = None,
-) -> list[tuple[str, int]]:
-    """``(rel, size)`` of every regular file under ``root`` (absolute, resolved), unsorted.
-
-    With ``stamps``, also records each file's fingerprint there, by relative path; with
-    ``skipped``, appends ``(rel, reason)`` for each entry left out (unsorted).
-    """
-    return _Walk(root, matcher, cancel, stamps, skipped).run()
-
-
-def _stamp(path: str, st: os.stat_result) -> Stamp:
-    if st.st_ino == 0 and os.name == "nt":  # pragma: no cover - DirEntry.stat on Windows
-        with contextlib.suppress(OSError):
-            st = os.stat(path)
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,10 +102,16 @@ def _buffer() -> memoryview:
     return view
 
 
-def _open(path: str, file_id: FileId | None) -> int:
+def _open(path: str, file_id: FileId | None, follow: bool = True) -> int:
     """Opens ``path`` for reading, proving it is the file the walk saw (same device and inode):
-    a link or file swapped since the walk is refused, so nothing outside the root is read."""
-    fd = os.open(path, _OPEN_FLAGS)
+    a link or file swapped since the walk is refused, so nothing outside the root is read. A file
+    the walk saw as a regular file is opened without following a link (``follow=False``)."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS if follow else _OPEN_FLAGS | _NOFOLLOW)
+    except OSError as e:
+        if not follow and e.errno == errno.ELOOP:
+            raise SourceChanged(path, 0, "not the file the scan saw (replaced or relinked)") from None
+        raise
     if file_id is None or file_id == _NO_ID:
         return fd
     try:
@@ -297,14 +125,14 @@ def _open(path: str, file_id: FileId | None) -> int:
     return fd
 
 
-def hash_range(path: str, offset: int, size: int, file_id: FileId | None = None) -> str:
+def hash_range(path: str, offset: int, size: int, file_id: FileId | None = None, follow: bool = True) -> str:
     """SHA-256 hex of ``size`` bytes at ``offset``, read into a reused per-thread buffer.
 
     One read and one hash per chunk: reading in smaller pieces (to hash them while in the CPU
     cache) measured no faster in Python, and costs more GIL hand-offs. ``hashlib`` releases the
     GIL while it hashes.
     """
-    fd = _open(path, file_id)
+    fd = _open(path, file_id, follow)
     try:
         view = _buffer()[:size] if size <= CHUNK_SIZE else memoryview(bytearray(size))
         got = _read_into(fd, view, offset)
@@ -342,8 +170,8 @@ def verify_range(path: str, offset: int, size: int, expected_hash: str, file_id:
     return got == size and hashlib.sha256(view).hexdigest() == expected_hash.lower()
 
 
-def _hash_small(path: str, size: int, file_id: FileId | None = None) -> str:
-    fd = _open(path, file_id)
+def _hash_small(path: str, size: int, file_id: FileId | None = None, follow: bool = True) -> str:
+    fd = _open(path, file_id, follow)
     try:
         data = os.read(fd, size)
         while len(data) < size:
@@ -368,13 +196,13 @@ class _Group:
     __slots__ = ("bytes", "future", "items")
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, int, FileId]] = []
+        self.items: list[tuple[str, int, FileId, bool]] = []
         self.bytes = 0
         self.future: Future[list[str]] | None = None
 
 
-def _hash_group(items: list[tuple[str, int, FileId]]) -> list[str]:
-    return [hash_range(path, 0, size, ident) for path, size, ident in items]
+def _hash_group(items: list[tuple[str, int, FileId, bool]]) -> list[str]:
+    return [hash_range(path, 0, size, ident, follow) for path, size, ident, follow in items]
 
 
 class _Known:
@@ -391,6 +219,7 @@ def iter_hashed(
     files: list[tuple[str, int]],
     ids: list[FileId],
     cancel: threading.Event | None = None,
+    linked: frozenset[str] = frozenset(),
     threads: int = 0,
     known: dict[int, list[str]] | None = None,
     opened: list[int] | None = None,
@@ -455,8 +284,9 @@ def iter_hashed(
     try:
         for index, (rel, size) in enumerate(files):
             ident = ids[index]
+            follow = rel in linked
             if cancel is not None and cancel.is_set():
-                raise _CancelledError
+                raise CancelledError
             cached = known.get(index) if known is not None else None
             if cached is not None:
                 if pending:
@@ -474,7 +304,7 @@ def iter_hashed(
                 opened[0] += 1
             path = prefix + rel if native_sep and rel else _abs(base, rel)
             if size <= SMALL_FILE:
-                digest = _hash_small(path, size, ident) if size else None
+                digest = _hash_small(path, size, ident, follow) if size else None
                 if pending:
                     pending.append((rel, size, digest, ident))
                 else:
@@ -485,7 +315,7 @@ def iter_hashed(
                         hashes.append(digest)
             elif size <= CHUNK_SIZE:
                 pending.append((rel, size, (group, len(group.items)), ident))
-                group.items.append((path, size, ident))
+                group.items.append((path, size, ident, follow))
                 group.bytes += size
                 if group.bytes >= _GROUP_BYTES or len(group.items) >= _GROUP_FILES:
                     submit_group()
@@ -494,7 +324,7 @@ def iter_hashed(
                 pool = pool or start_pool()
                 submit = pool.submit
                 futures = [
-                    submit(hash_range, path, off, min(CHUNK_SIZE, size - off), ident)
+                    submit(hash_range, path, off, min(CHUNK_SIZE, size - off), ident, follow)
                     for off in range(0, size, CHUNK_SIZE)
                 ]
                 pending.append((rel, size, futures, ident))
@@ -516,7 +346,10 @@ def iter_hashed(
 # the job (same interface as the native ScanJob)
 
 _END = object()
-_Target = Callable[[threading.Event, dict[str, Stamp], list[tuple[str, str]]], list[tuple[str, int]]]
+# (cancel, stamps, skipped, linked) -> the files
+_Target = Callable[
+    [threading.Event, dict[str, Stamp], list[tuple[str, str]], set[str]], list[tuple[str, int]]
+]
 
 
 class FallbackJob:
@@ -526,6 +359,7 @@ class FallbackJob:
         self._cancel = threading.Event()
         self._stamps: dict[str, Stamp] = {}
         self._skipped: list[tuple[str, str]] = []
+        self._linked: set[str] = set()
         self._matcher = matcher
         self._files: list[tuple[str, int]] = []
         self._known: dict[int, list[str]] | None = None
@@ -545,9 +379,12 @@ class FallbackJob:
         matcher = IgnoreMatcher(patterns, defaults=defaults)  # raises here, before the thread starts
 
         def target(
-            cancel: threading.Event, stamps: dict[str, Stamp], skipped: list[tuple[str, str]]
+            cancel: threading.Event,
+            stamps: dict[str, Stamp],
+            skipped: list[tuple[str, str]],
+            linked: set[str],
         ) -> list[tuple[str, int]]:
-            files = walk(root, matcher, cancel, stamps, skipped)
+            files = walk(root, matcher, cancel, stamps, skipped, linked)
             files.sort()
             skipped.sort()
             return files
@@ -557,17 +394,21 @@ class FallbackJob:
     @classmethod
     def for_file(cls, path: str) -> FallbackJob:
         def target(
-            cancel: threading.Event, stamps: dict[str, Stamp], skipped: list[tuple[str, str]]
+            cancel: threading.Event,
+            stamps: dict[str, Stamp],
+            skipped: list[tuple[str, str]],
+            linked: set[str],
         ) -> list[tuple[str, int]]:
+            linked.add("")  # the open follows a link, as os.stat did
             st = os.stat(path)
-            stamps[""] = _stamp(path, st)
+            stamps[""] = stamp(path, st)
             return [("", st.st_size)]
 
         return cls(path, target)
 
     def _run(self, base: str, target: _Target) -> None:
         try:
-            files = target(self._cancel, self._stamps, self._skipped)
+            files = target(self._cancel, self._stamps, self._skipped, self._linked)
         except BaseException as e:
             self._walked.put(e)
             return
@@ -579,7 +420,11 @@ class FallbackJob:
         stamps = self._stamps
         ids = [(stamps[rel][3], stamps[rel][2]) for rel, _ in files]
         try:
-            for batch in iter_hashed(base, files, ids, self._cancel, known=self._known, opened=self._opened):
+            linked = frozenset(self._linked)
+            batches = iter_hashed(
+                base, files, ids, self._cancel, linked, known=self._known, opened=self._opened
+            )
+            for batch in batches:
                 self._out.put(batch)
             self._out.put(_END)
         except BaseException as e:
@@ -655,7 +500,7 @@ class FallbackJob:
             got = self._out.get(timeout=timeout)
         except queue.Empty:
             if self._cancel.is_set():
-                raise _CancelledError from None
+                raise CancelledError from None
             return [], [], [], []
         if got is _END:
             self._done = True
