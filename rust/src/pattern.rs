@@ -550,4 +550,16 @@ mod tests {
         assert_eq!(c.body, "[^\\x00-\\U0010FFFF]");
         assert!(IgnoreMatcher::new(&["[/]"], false).is_ok());
     }
+
+    #[test]
+    fn the_last_match_decides_and_unmatched_patterns_are_listed() {
+        let m = IgnoreMatcher::new(&["*.tmp", "!keep.tmp", "never", "!also-never"], true).unwrap();
+        assert!(m.is_ignored("a.tmp", "a.tmp", false));
+        assert!(!m.is_ignored("keep.tmp", "d/keep.tmp", false));
+        assert!(m.is_ignored("Backup", "x/Backup", true));
+        assert!(!m.is_ignored("Backup", "x/Backup", false));
+        assert_eq!(m.unmatched(), ["never", "!also-never"]);
+        let err = IgnoreMatcher::new(&["!"], false).unwrap_err();
+        assert_eq!((err.pattern.as_str(), err.reason), ("!", "empty pattern"));
+    }
 }

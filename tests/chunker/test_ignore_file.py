@@ -113,6 +113,16 @@ def test_ignore_file_parameter(backend: str, tmp_path: Path) -> None:
     assert chunker.scan_directory(root, ignore_file=False, default_ignores=False, cache=False)
 
 
+def test_an_ignore_file_in_a_pruned_directory_is_not_reported_unmatched(backend: str, tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "roost.ignore").write_text("*.tmp\n", encoding="utf-8")
+    (tmp_path / "a.tmp").write_bytes(b"a")
+    (tmp_path / "b.txt").write_bytes(b"b")
+    paths, unmatched = _paths(tmp_path, ignore_file=tmp_path / ".git" / "roost.ignore")
+    assert paths == ["b.txt"]
+    assert unmatched == ()
+
+
 def test_a_missing_ignore_file_is_an_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nope.ignore"
     with pytest.raises(FileNotFoundError) as info:

@@ -35,8 +35,8 @@ The walk
 
 Ignore files
     ``.roostignore`` at the scanned root is read when present (``ignore_file=None``, the
-    default); ``ignore_file=PATH`` reads another file instead (a path that does not exist is an
-    error naming it), ``ignore_file=False`` none. Its syntax is gitignore's: one pattern a line,
+    default); ``ignore_file=PATH`` reads another file instead (relative to the working
+    directory; a path that does not exist is an error naming it), ``ignore_file=False`` none. Its syntax is gitignore's: one pattern a line,
     blank lines and lines starting with ``#`` skipped, ``\\#``/``\\!`` for a literal leading
     ``#``/``!``, trailing spaces dropped unless escaped (``\\ ``). The ignore file itself is not
     published when it lies in the tree: like ``.gitignore`` it configures the tool, but unlike
@@ -256,15 +256,16 @@ def _literal(rel: str) -> str:
     return "/" + "".join(c if c == "/" or c.isalnum() else "\\" + c for c in rel)
 
 
-def _ignore_rules(root: str, ignore: Sequence[str], ignore_file: IgnoreFile) -> list[str]:
-    """The ignore file's patterns (and one keeping the file itself out) followed by ``ignore``."""
+def _ignore_rules(root: str, ignore: Sequence[str], ignore_file: IgnoreFile) -> tuple[list[str], set[str]]:
+    """The ignore file's patterns (after one keeping the file itself out, when it lies in the
+    tree) followed by ``ignore``; and the rules the SDK added (never reported as unmatched)."""
     given = _patterns(ignore)
     if ignore_file is False:
-        return given
+        return given, set()
     if ignore_file is None:
         path = os.path.join(root, IGNORE_FILE_NAME)
         if not os.path.isfile(path):
-            return given
+            return given, set()
     else:
         if isinstance(ignore_file, bool) or not isinstance(ignore_file, (str, os.PathLike)):
             raise TypeError(f"chunker: ignore_file must be a path, None or False, got {ignore_file!r}")
@@ -273,9 +274,10 @@ def _ignore_rules(root: str, ignore: Sequence[str], ignore_file: IgnoreFile) -> 
             raise FileNotFoundError(errno.ENOENT, f"chunker: ignore file not found: {path}", path)
     rules = _ignore_lines(path)
     real = os.path.realpath(path)
-    if real.startswith(root.rstrip(os.sep) + os.sep):
-        rules.insert(0, _literal(os.path.relpath(real, root).replace(os.sep, "/")))
-    return rules + given
+    if not real.startswith(root.rstrip(os.sep) + os.sep):
+        return rules + given, set()
+    itself = _literal(os.path.relpath(real, root).replace(os.sep, "/"))
+    return [itself, *rules, *given], {itself}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,9 +297,9 @@ def _scan_tree(
     _check_verify(verify)
     start_ns = time.time_ns()
     root_str = _resolve_root(root)
-    rules = _ignore_rules(root_str, ignore, ignore_file)
+    rules, hidden = _ignore_rules(root_str, ignore, ignore_file)
     job = _backend.tree_job(root_str, rules, default_ignores)
-    return scan_sync(job, root_str if cache else None, start_ns, verify)
+    return scan_sync(job, root_str if cache else None, start_ns, verify, hidden)
 
 
 async def _chunk_tree(
@@ -314,9 +316,9 @@ async def _chunk_tree(
     _check_verify(verify)
     start_ns = time.time_ns()
     root_str = await anyio.to_thread.run_sync(_resolve_root, root)
-    rules = await anyio.to_thread.run_sync(_ignore_rules, root_str, ignore, ignore_file)
+    rules, hidden = await anyio.to_thread.run_sync(_ignore_rules, root_str, ignore, ignore_file)
     job = _backend.tree_job(root_str, rules, default_ignores)
-    return await scan_async(job, on_progress, None, root_str if cache else None, start_ns, verify)
+    return await scan_async(job, on_progress, None, root_str if cache else None, start_ns, verify, hidden)
 
 
 def scan_directory(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -169,9 +169,10 @@ def _cache_finish(plan: _CachePlan | None, out: list[ChunkedFileEntry]) -> None:
     _hash_cache.save(plan.path, CHUNK_SIZE, plan.start_ns, plan.keys, plan.mtimes, hashes, digests)
 
 
-def _walked(job: Job, summary: tuple[int, int]) -> _Walked:
+def _walked(job: Job, summary: tuple[int, int], hidden: Collection[str]) -> _Walked:
     skipped = tuple(SkippedEntry(rel, _reason(reason)) for rel, reason in job.skipped())
-    return _Walked(summary[0], summary[1], skipped, tuple(job.unmatched()))
+    unmatched = tuple(p for p in job.unmatched() if p not in hidden)
+    return _Walked(summary[0], summary[1], skipped, unmatched)
 
 
 def _start(job: Job, walked: _Walked, cache_root: str | None, start_ns: int, verify: str) -> None:
@@ -209,13 +210,19 @@ def _changed(e: ChunkSourceChangedError, cache_root: str | None) -> None:
 
 
 def scan_sync(
-    job: Job, cache_root: str | None = None, start_ns: int = 0, verify: str = "stat"
+    job: Job,
+    cache_root: str | None = None,
+    start_ns: int = 0,
+    verify: str = "stat",
+    hidden: Collection[str] = (),
 ) -> tuple[list[ChunkedFileEntry], ScanReport]:
-    """Runs ``job`` in the calling thread; with ``cache_root``, through the hash cache."""
+    """Runs ``job`` in the calling thread; with ``cache_root``, through the hash cache.
+
+    ``hidden`` are patterns the SDK added itself, never reported as unmatched."""
     try:
         while (summary := guard(job.wait_walk, _POLL_SECONDS)) is None:
             pass
-        walked = _walked(job, summary)
+        walked = _walked(job, summary, hidden)
         _start(job, walked, cache_root, start_ns, verify)
         out: list[ChunkedFileEntry] = []
         with gc_paused():  # no user code runs here; see build_entries
@@ -243,6 +250,7 @@ async def scan_async(
     cache_root: str | None = None,
     start_ns: int = 0,
     verify: str = "stat",
+    hidden: Collection[str] = (),
 ) -> tuple[list[ChunkedFileEntry], ScanReport]:
     """Runs ``job`` from worker threads, emitting progress; ``path`` names a one-file job's entry."""
     # Each poll returns within _POLL_SECONDS, so a cancellation lands promptly without abandoning
@@ -252,7 +260,7 @@ async def scan_async(
         summary = None
         while summary is None:
             summary = await run(guard, job.wait_walk, _POLL_SECONDS)
-        walked = _walked(job, summary)
+        walked = _walked(job, summary, hidden)
         file_count, total_bytes = walked.file_count, walked.total_bytes
         if on_progress is not None:
             event = DiscoverProgress(file_count, total_bytes, walked.skipped, walked.unmatched)
