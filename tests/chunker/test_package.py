@@ -56,3 +56,13 @@ def test_a_bad_pattern_is_a_pattern_error_before_any_work(backend: str, tmp_path
         _backend.tree_job(str(tmp_path), ["a[", "b"])
     assert info.value.pattern == "a["
     assert info.value.reason == "unclosed character class"
+
+
+def test_the_scan_report_counts_reads_and_cache_hits(backend: str, tmp_path: Path) -> None:
+    for name in ("a", "b", "empty"):
+        (tmp_path / name).write_bytes(name.encode() if name != "empty" else b"")
+        os.utime(tmp_path / name, ns=(1_600_000_000_000_000_000,) * 2)
+    _, cold = chunker._scan_tree(tmp_path)
+    assert (cold.files_read, cold.cache_hits) == (2, 0)  # an empty file is never opened
+    _, warm = chunker._scan_tree(tmp_path)
+    assert (warm.files_read, warm.cache_hits) == (0, 3)
