@@ -1,0 +1,114 @@
+"""Storage timeouts measure stalls, not transfers; progress and pacing on the lean transport."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from roost import RoostClient
+from roost._transport import StorageClient
+
+from .test_http11 import OK, Seen, answering, clear_proxies, tcp_server
+
+pytestmark = pytest.mark.anyio
+
+KiB = 1024
+
+
+def slow_reader(seen: Seen, *, piece: int, every_s: float) -> object:
+    """Reads the request body ``piece`` bytes at a time with a pause between, then answers."""
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        stream.extra(anyio.abc.SocketAttribute.raw_socket).setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * KiB
+        )
+        reader = BufferedByteReceiveStream(stream)
+        head = await reader.receive_until(b"\r\n\r\n", 65536)
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        received = 0
+        while received < length:
+            await anyio.sleep(every_s)
+            received += len(await reader.receive(min(piece, length - received)))
+        seen.bodies.append(b"x" * received)
+        await stream.send(OK)
+
+    return handle
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="send-queue drain is read on Linux only")
+async def test_a_body_slower_than_the_stall_timeout_completes_while_it_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clear_proxies(monkeypatch)
+    seen = Seen()
+    body = bytes(768 * KiB)  # ~1.2 s at 32 KiB per 50 ms: four times the stall timeout
+    async with (
+        tcp_server(slow_reader(seen, piece=32 * KiB, every_s=0.05), seen) as port,  # type: ignore[arg-type]
+        RoostClient(token="owk_test_secret", api_url="https://api.test") as http,
+    ):
+        storage = StorageClient(http, stall_timeout_s=0.3)
+        assert storage.lean
+        sent: list[int] = []
+        try:
+            response = await storage.put(f"http://127.0.0.1:{port}/slow", body, on_sent=sent.append)
+        finally:
+            await storage.aclose()
+    assert response.status_code == 200
+    assert len(seen.bodies[0]) == len(body)
+    assert sent[0] == 64 * KiB
+    assert sent[-1] == len(body)
+    assert sent == sorted(sent)
+
+
+async def test_a_body_that_stops_moving_fails_after_the_stall_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clear_proxies(monkeypatch)
+    seen = Seen()
+
+    async def never_reads(stream: anyio.abc.SocketStream) -> None:
+        stream.extra(anyio.abc.SocketAttribute.raw_socket).setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * KiB
+        )
+        await anyio.sleep(30)
+
+    async with (
+        tcp_server(never_reads, seen) as port,
+        RoostClient(token="owk_test_secret", api_url="https://api.test") as http,
+    ):
+        storage = StorageClient(http, stall_timeout_s=0.3)
+        try:
+            with pytest.raises(httpx.TimeoutException):
+                await storage.put(f"http://127.0.0.1:{port}/stuck", bytes(8 * 1024 * KiB))
+        finally:
+            await storage.aclose()
+
+
+async def test_lean_puts_are_paced_by_the_shared_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_proxies(monkeypatch)
+    seen = Seen()
+    async with (
+        tcp_server(answering(seen, OK), seen) as port,
+        RoostClient(token="owk_test_secret", api_url="https://api.test") as http,
+    ):
+        storage = StorageClient(http, bandwidth_limit=10**9)
+        try:
+            small: list[int] = []
+            await storage.put(f"http://127.0.0.1:{port}/a", b"tiny", on_sent=small.append)
+            await storage.put(f"http://127.0.0.1:{port}/b", bytes(130 * KiB))
+        finally:
+            await storage.aclose()
+    assert small == [4]
+    assert storage.bucket is not None
+    assert storage.bucket.granted == 4 + 130 * KiB  # every byte of both bodies went through it
+    assert [len(b) for b in seen.bodies] == [4, 130 * KiB]
