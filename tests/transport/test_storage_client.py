@@ -53,8 +53,8 @@ class Recorder(httpx.AsyncBaseTransport):
             )
         if "/commands/" in path:
             result = {"screenshot_url": "https://storage.test/shot.png?X-Sig=s3cr3t"}
-            body = {"data": {"status": "completed", "result": result}}
-            return httpx.Response(200, json=body, headers=cookie)
+            done = {"data": {"status": "completed", "result": result}}
+            return httpx.Response(200, json=done, headers=cookie)
         return httpx.Response(404, json={"code": "not_found"})
 
     async def aclose(self) -> None:
