@@ -65,9 +65,11 @@ async def test_a_body_slower_than_the_stall_timeout_completes_while_it_moves(
             await storage.aclose()
     assert response.status_code == 200
     assert len(seen.bodies[0]) == len(body)
-    assert sent[0] == 64 * KiB
-    assert sent[-1] == len(body)
+    # Bytes that left the socket, not bytes handed to it: the first report is not the whole body.
+    assert 0 <= sent[0] < len(body)
     assert sent == sorted(sent)
+    assert sent[-1] <= len(body)
+    assert len(sent) >= len(body) // (64 * KiB)
 
 
 async def test_a_body_that_stops_moving_fails_after_the_stall_timeout(

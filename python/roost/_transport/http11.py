@@ -21,7 +21,8 @@ count as moving. So a 4 MiB body on a 60 kB/s link does not time out while it pr
 
 Two request extensions serve the storage client: ``roost.pace`` (an async callable awaited with
 each piece's size before it is sent: the bandwidth cap) and ``roost.sent`` (called with the bytes
-of the body sent so far in this attempt, after each piece: upload progress).
+of the body that left the machine so far in this attempt: upload progress). Both count bytes
+that left the socket's send queue where the system says (Linux), not bytes handed to it.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 _SMALL_BODY = 64 * 1024
 #: Body pieces: the unit of pacing, progress and the write stall timeout.
 PIECE_BYTES = 64 * 1024
-#: How often the wait for an answer checks whether the body is still draining.
-_DRAIN_POLL_S = 1.0
+#: How often the wait for an answer checks whether the body is still draining (and reports it).
+_DRAIN_POLL_S = 0.25
 _CRLF = b"\r\n"
 _HEAD_END = b"\r\n\r\n"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -232,7 +233,9 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
         received_any = False
         try:
             read_timeout = _timeout(timeouts, "read")
-            status, reason, headers = await _await_head(connection, read_timeout)
+            status, reason, headers = await _await_head(
+                connection, read_timeout, len(body), request.extensions.get(SENT_EXTENSION)
+            )
             received_any = True
             with anyio.fail_after(read_timeout):
                 body_bytes, close_delimited = await _read_body(
@@ -268,7 +271,7 @@ async def _send_request(
         with anyio.fail_after(stall_s):
             await stream.send(head + body)
         if sent is not None:
-            sent(len(body))
+            sent(len(body))  # its answer follows at once: no need to look at the send queue
         return
     with anyio.fail_after(stall_s):
         await stream.send(head)
@@ -282,28 +285,41 @@ async def _send_request(
             await stream.send(piece)  # type: ignore[arg-type]  # sockets take any buffer
         done += len(piece)
         if sent is not None:
-            sent(done)
+            sent(_on_wire(stream, done))
+
+
+def _on_wire(stream: anyio.abc.ByteStream, handed_over: int) -> int:
+    """Bytes of the ``handed_over`` ones that left this machine (the send queue holds the rest).
+
+    A socket's send buffer takes megabytes at once; counting those as sent would report a slow
+    upload as done in its first second.
+    """
+    unsent = _unsent_bytes(stream)
+    return handed_over if unsent is None else max(0, handed_over - unsent)
 
 
 async def _await_head(
-    connection: _Connection, stall_s: float | None
+    connection: _Connection, stall_s: float | None, body_size: int, sent: Sent | None
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """The answer's head, waiting while the body still drains from the send queue.
 
     ``receive_until`` keeps what it read in the reader's buffer, so polling it under a short
-    cancel scope loses nothing.
+    cancel scope loses nothing. Each poll also reports the drained bytes to ``sent``.
     """
-    if stall_s is None:
+    if stall_s is None and (sent is None or body_size <= _SMALL_BODY):
         return await _read_head(connection.reader)
+    patience = float("inf") if stall_s is None else stall_s
     unsent = _unsent_bytes(connection.stream)
-    deadline = time.monotonic() + stall_s
+    deadline = time.monotonic() + patience
     while True:
         with anyio.move_on_after(max(0.0, min(_DRAIN_POLL_S, deadline - time.monotonic()))):
             return await _read_head(connection.reader)
         now = time.monotonic()
         still_unsent = _unsent_bytes(connection.stream)
         if unsent is not None and still_unsent is not None and still_unsent < unsent:
-            deadline = now + stall_s  # the peer is still taking the body
+            deadline = now + patience  # the peer is still taking the body
+            if sent is not None and body_size > _SMALL_BODY:
+                sent(max(0, body_size - still_unsent))
         unsent = still_unsent
         if now >= deadline:
             raise TimeoutError
