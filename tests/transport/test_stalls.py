@@ -12,7 +12,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from roost import RoostClient
-from roost._transport import StorageClient
+from roost._transport import StorageClient, http11
 
 from .test_http11 import OK, Seen, answering, clear_proxies, tcp_server
 
@@ -21,12 +21,12 @@ pytestmark = pytest.mark.anyio
 KiB = 1024
 
 
-def slow_reader(seen: Seen, *, piece: int, every_s: float) -> object:
+def slow_reader(seen: Seen, *, piece: int, every_s: float, rcvbuf: int = 16 * KiB) -> object:
     """Reads the request body ``piece`` bytes at a time with a pause between, then answers."""
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
         stream.extra(anyio.abc.SocketAttribute.raw_socket).setsockopt(
-            socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * KiB
+            socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf
         )
         reader = BufferedByteReceiveStream(stream)
         head = await reader.receive_until(b"\r\n\r\n", 65536)
@@ -72,28 +72,51 @@ async def test_a_body_slower_than_the_stall_timeout_completes_while_it_moves(
     assert len(sent) >= len(body) // (64 * KiB)
 
 
+async def test_a_peer_that_took_the_whole_body_gets_time_to_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server (or proxy) whose socket buffer swallows the body, then reads it slowly: nothing
+    moves on this side, yet the answer is worth waiting for (emulator throttling does this)."""
+    clear_proxies(monkeypatch)
+    seen = Seen()
+    body = bytes(192 * KiB)  # read in ~1.2 s; allowed 0.3 s + 192 KiB at 16 KiB/s
+    async with (
+        tcp_server(slow_reader(seen, piece=8 * KiB, every_s=0.05, rcvbuf=4 * 1024 * KiB), seen) as port,  # type: ignore[arg-type]
+        RoostClient(token="owk_test_secret", api_url="https://api.test") as http,
+    ):
+        storage = StorageClient(http, stall_timeout_s=0.3)
+        try:
+            response = await storage.put(f"http://127.0.0.1:{port}/buffered", body)
+        finally:
+            await storage.aclose()
+    assert response.status_code == 200
+    assert len(seen.bodies[0]) == len(body)
+
+
 async def test_a_body_that_stops_moving_fails_after_the_stall_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Loopback acknowledges megabytes nobody reads, so the answer allowance for acknowledged bytes
+    is shortened here (to 8 MiB/s) to keep the test short; the stall rule is what is tested."""
     clear_proxies(monkeypatch)
-    seen = Seen()
+    monkeypatch.setattr(http11, "ACKED_BODY_FLOOR_BPS", 8 * 1024 * KiB)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
 
     async def never_reads(stream: anyio.abc.SocketStream) -> None:
-        stream.extra(anyio.abc.SocketAttribute.raw_socket).setsockopt(
-            socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * KiB
-        )
-        await anyio.sleep(30)
+        async with stream:
+            await anyio.sleep(30)
 
     async with (
-        tcp_server(never_reads, seen) as port,
+        anyio.create_task_group() as group,
         RoostClient(token="owk_test_secret", api_url="https://api.test") as http,
     ):
+        group.start_soon(listener.serve, never_reads)
         storage = StorageClient(http, stall_timeout_s=0.3)
         try:
             with pytest.raises(httpx.TimeoutException):
                 await storage.put(f"http://127.0.0.1:{port}/stuck", bytes(8 * 1024 * KiB))
         finally:
             await storage.aclose()
+            group.cancel_scope.cancel()
 
 
 async def test_lean_puts_are_paced_by_the_shared_bucket(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,8 @@ Failures are raised as httpx exceptions (``ConnectError``, ``ReadError``, ``Writ
 Timeouts measure stalls, not transfers: bodies over 64 KiB go out in 64 KiB pieces and the
 ``write`` timeout applies to each piece; the ``read`` timeout is the longest wait for the answer
 with no byte moving, where (on Linux) bytes of the body still leaving the socket's send queue
-count as moving. So a 4 MiB body on a 60 kB/s link does not time out while it progresses.
+count as moving, plus :func:`answer_allowance` for a peer reading a body it already acknowledged.
+So a 4 MiB body on a 60 kB/s link does not time out while it progresses.
 
 Two request extensions serve the storage client: ``roost.pace`` (an async callable awaited with
 each piece's size before it is sent: the bandwidth cap) and ``roost.sent`` (called with the bytes
@@ -49,7 +50,7 @@ try:
 except ImportError:  # Windows
     _TIOCOUTQ = None
 
-__all__ = ["PACE_EXTENSION", "SENT_EXTENSION", "LeanHttp11Transport"]
+__all__ = ["PACE_EXTENSION", "SENT_EXTENSION", "LeanHttp11Transport", "answer_allowance"]
 
 PACE_EXTENSION = "roost.pace"
 SENT_EXTENSION = "roost.sent"
@@ -60,6 +61,11 @@ _SMALL_BODY = 64 * 1024
 PIECE_BYTES = 64 * 1024
 #: How often the wait for an answer checks whether the body is still draining (and reports it).
 _DRAIN_POLL_S = 0.25
+#: The slowest rate at which a peer is assumed to read a body it has already acknowledged: a
+#: buffering proxy, or a server that throttles its reads, takes a whole body into its socket
+#: buffers at once and then reads it slowly, and none of that shows on this side. Without this
+#: allowance a 2 MB body read at 20 kB/s timed out on every attempt and was stored twice.
+ACKED_BODY_FLOOR_BPS = 16 * 1024
 _CRLF = b"\r\n"
 _HEAD_END = b"\r\n\r\n"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -288,6 +294,11 @@ async def _send_request(
             sent(_on_wire(stream, done))
 
 
+def answer_allowance(body_size: int) -> float:
+    """Seconds an answer may take, beyond the stall timeout, for ``body_size`` acknowledged bytes."""
+    return body_size / ACKED_BODY_FLOOR_BPS
+
+
 def _on_wire(stream: anyio.abc.ByteStream, handed_over: int) -> int:
     """Bytes of the ``handed_over`` ones that left this machine (the send queue holds the rest).
 
@@ -308,19 +319,25 @@ async def _await_head(
     """
     if stall_s is None and (sent is None or body_size <= _SMALL_BODY):
         return await _read_head(connection.reader)
-    patience = float("inf") if stall_s is None else stall_s
     unsent = _unsent_bytes(connection.stream)
-    deadline = time.monotonic() + patience
+
+    def patience() -> float:
+        if stall_s is None:
+            return float("inf")
+        acknowledged = body_size if unsent is None else max(0, body_size - unsent)
+        return stall_s + answer_allowance(acknowledged)
+
+    deadline = time.monotonic() + patience()
     while True:
         with anyio.move_on_after(max(0.0, min(_DRAIN_POLL_S, deadline - time.monotonic()))):
             return await _read_head(connection.reader)
         now = time.monotonic()
         still_unsent = _unsent_bytes(connection.stream)
         if unsent is not None and still_unsent is not None and still_unsent < unsent:
-            deadline = now + patience  # the peer is still taking the body
+            unsent = still_unsent
+            deadline = now + patience()  # the peer is still taking the body
             if sent is not None and body_size > _SMALL_BODY:
                 sent(max(0, body_size - still_unsent))
-        unsent = still_unsent
         if now >= deadline:
             raise TimeoutError
 

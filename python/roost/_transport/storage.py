@@ -16,7 +16,7 @@ import anyio
 import httpx
 
 from .._errors import RoostConnectionError
-from .http11 import PACE_EXTENSION, PIECE_BYTES, SENT_EXTENSION, LeanHttp11Transport
+from .http11 import PACE_EXTENSION, PIECE_BYTES, SENT_EXTENSION, LeanHttp11Transport, answer_allowance
 from .pacing import Clock, TokenBucket
 from .retry import RetryPolicy
 
@@ -113,8 +113,10 @@ class StorageClient:
     GETs and file uploads go through one credential-free ``httpx.AsyncClient`` (streamed).
 
     Timeouts measure stalls: ``stall_timeout_s`` is the longest time a transfer may go without a
-    byte moving (per 64 KiB piece sent, per read), not the time of a whole body; connecting keeps
-    the API client's connect timeout. ``bandwidth_limit`` (bytes/s) caps all PUTs of this client
+    byte moving (per 64 KiB piece sent, per read), not the time of a whole body; the answer to a
+    PUT may take longer by its body size at 16 KiB/s (a peer may acknowledge a whole body before
+    reading it; see :data:`~roost._transport.http11.ACKED_BODY_FLOOR_BPS`). Connecting keeps the
+    API client's connect timeout. ``bandwidth_limit`` (bytes/s) caps all PUTs of this client
     together through one :class:`~roost._transport.pacing.TokenBucket`.
     """
 
@@ -207,6 +209,9 @@ class StorageClient:
                 url,
                 content=self._pieces(data, on_sent),
                 headers={"Content-Type": _OCTETS, "Content-Length": str(len(data))},
+                timeout=httpx.Timeout(
+                    **{**self._timeout, "read": self.stall_timeout_s + answer_allowance(len(data))}
+                ),
             )
         finally:
             self._in_flight[index] -= 1
