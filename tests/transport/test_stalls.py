@@ -14,7 +14,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from roost import RoostClient
 from roost._transport import StorageClient, http11
 
-from .test_http11 import OK, Seen, answering, clear_proxies, tcp_server
+from .test_http11 import OK, Seen, answering, clear_proxies, read_request, tcp_server
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +137,41 @@ async def test_lean_puts_are_paced_by_the_shared_bucket(monkeypatch: pytest.Monk
     assert storage.bucket is not None
     assert storage.bucket.granted == 4 + 130 * KiB  # every byte of both bodies went through it
     assert [len(b) for b in seen.bodies] == [4, 130 * KiB]
+
+
+async def test_gets_run_as_wide_as_the_client_was_sized(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pull fetches many chunks at once: GETs must not queue behind a small default pool."""
+    clear_proxies(monkeypatch)
+    seen = Seen()
+    everyone = anyio.Event()
+
+    async def hold_until_all_arrived(stream: anyio.abc.SocketStream) -> None:
+        reader = BufferedByteReceiveStream(stream)
+        await read_request(reader, seen)
+        if len(seen.heads) == 20:
+            everyone.set()
+        with anyio.move_on_after(5):
+            await everyone.wait()
+        await stream.send(OK)
+
+    async with (
+        tcp_server(hold_until_all_arrived, seen) as port,
+        RoostClient(token="owk_test_secret", api_url="https://api.test") as http,
+    ):
+        storage = StorageClient(http, max_connections=32)
+        bodies: list[bytes] = []
+
+        async def fetch(i: int) -> None:
+            async with storage.stream(f"http://127.0.0.1:{port}/chunk/{i}") as response:
+                bodies.append(await response.aread())
+
+        try:
+            async with anyio.create_task_group() as group:
+                for i in range(20):
+                    group.start_soon(fetch, i)
+        finally:
+            await storage.aclose()
+    assert everyone.is_set()  # all 20 were in flight together
+    assert seen.peak_open == 20
+    assert bodies == [b"ok"] * 20
+    assert all(b"authorization" not in head.lower() for head in seen.heads)

@@ -145,6 +145,7 @@ class StorageClient:
         self._lean: LeanHttp11Transport | None = None
         self._borrowed = _BorrowedTransport(api.transport) if api.transport is not None else None
         self._general: httpx.AsyncClient | None = None
+        self._max_connections = max(1, max_connections)
         self.clients: list[httpx.AsyncClient] = []
         if self._borrowed is None and not _environment_proxies():
             self._lean = LeanHttp11Transport(max_connections=max_connections)
@@ -176,13 +177,20 @@ class StorageClient:
     def lean(self) -> bool:
         return self._lean is not None
 
-    def _general_client(self) -> httpx.AsyncClient:
-        """The client for GETs and file uploads (created on first use)."""
-        if self.clients:
-            return self.clients[0]
-        if self._general is None:
-            self._general = self._client(self._borrowed, CONNECTIONS_PER_CLIENT, True)
-        return self._general
+    @asynccontextmanager
+    async def _httpx_client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The least busy httpx client (GETs, file uploads, PUTs off the lean path)."""
+        if not self.clients:
+            if self._general is None:  # lean PUTs: GETs get a pool of the same size, made on first use
+                self._general = self._client(self._borrowed, self._max_connections, True)
+            yield self._general
+            return
+        index = min(range(len(self.clients)), key=self._in_flight.__getitem__)
+        self._in_flight[index] += 1
+        try:
+            yield self.clients[index]
+        finally:
+            self._in_flight[index] -= 1
 
     async def put(self, url: str, data: bytes, *, on_sent: SentCallback | None = None) -> httpx.Response:
         """One PUT of ``data`` to ``url`` (no retry); the response is read.
@@ -202,10 +210,8 @@ class StorageClient:
             response = await self._lean.handle_async_request(request)
             await response.aread()
             return response
-        index = min(range(len(self.clients)), key=self._in_flight.__getitem__)
-        self._in_flight[index] += 1
-        try:
-            return await self.clients[index].put(
+        async with self._httpx_client() as client:
+            return await client.put(
                 url,
                 content=self._pieces(data, on_sent),
                 headers={"Content-Type": _OCTETS, "Content-Length": str(len(data))},
@@ -213,8 +219,6 @@ class StorageClient:
                     **{**self._timeout, "read": self.stall_timeout_s + answer_allowance(len(data))}
                 ),
             )
-        finally:
-            self._in_flight[index] -= 1
 
     async def _pieces(self, data: bytes, on_sent: SentCallback | None) -> AsyncIterator[bytes]:
         """The body in paced pieces; a piece counts as sent when the transport asks for the next."""
@@ -231,12 +235,13 @@ class StorageClient:
 
     async def get(self, url: str) -> httpx.Response:
         """One GET of ``url`` (no retry), its body read into the response."""
-        return await self._general_client().get(url)
+        async with self._httpx_client() as client:
+            return await client.get(url)
 
     @asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[httpx.Response]:
         """One GET of ``url`` (no retry) with the body left to ``response.aiter_bytes()``."""
-        async with self._general_client().stream("GET", url) as response:
+        async with self._httpx_client() as client, client.stream("GET", url) as response:
             yield response
 
     async def download(self, url: str, *, what: str) -> bytes:
@@ -256,11 +261,15 @@ class StorageClient:
         """
         size = os.stat(path).st_size
         try:
-            response = await self._general_client().put(
-                url,
-                content=_file_pieces(path, size),
-                headers={"Content-Type": _OCTETS, "Content-Length": str(size)},
-            )
+            async with self._httpx_client() as client:
+                response = await client.put(
+                    url,
+                    content=_file_pieces(path, size),
+                    headers={"Content-Type": _OCTETS, "Content-Length": str(size)},
+                    timeout=httpx.Timeout(
+                        **{**self._timeout, "read": self.stall_timeout_s + answer_allowance(size)}
+                    ),
+                )
         except httpx.TransportError as error:
             raise RoostConnectionError(url, f"{what}: {type(error).__name__}: {error}") from error
         if response.status_code >= 300:
