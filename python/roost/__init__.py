@@ -12,6 +12,8 @@ from ._errors import (
     PreconditionFailedError,
     RateLimitError,
     RoostApiError,
+    RoostConnectionError,
+    RoostError,
     UnprocessableEntityError,
 )
 from ._roost import Roost
@@ -164,7 +166,9 @@ __all__ = [
     "Roost",
     "RoostApiError",
     "RoostClient",
+    "RoostConnectionError",
     "RoostDetail",
+    "RoostError",
     "RoostSummary",
     "Roosts",
     "ScheduleMode",

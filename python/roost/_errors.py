@@ -8,6 +8,9 @@ their own types carrying the path or hash involved.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 # Defined with the chunker that raises it; the same class here and in ``roost``.
 from .chunker._errors import ChunkSourceChangedError
@@ -24,21 +27,40 @@ __all__ = [
     "PreconditionFailedError",
     "RateLimitError",
     "RoostApiError",
+    "RoostConnectionError",
+    "RoostError",
     "UnprocessableEntityError",
     "error_for_status",
 ]
 
 
-class RoostApiError(Exception):
-    """An HTTP error answered by the Owlette API, built from its problem+json body."""
+class RoostError(Exception):
+    """Base of the SDK's own exceptions."""
+
+
+class RoostApiError(RoostError):
+    """An HTTP error answered by the Owlette API, built from its problem+json body.
+
+    ``retry_after_header`` is the response's raw ``Retry-After`` header, if any (the retry policy
+    reads it when the body carries no ``retryAfter``).
+    """
 
     status: int
     problem: dict[str, Any]
     code: str | None
     request_id: str | None
+    retry_after_header: str | None
 
-    def __init__(self, status: int, problem: dict[str, Any] | None = None, *, request_id: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        problem: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        retry_after_header: str | None = None,
+    ):
         self.status = status
+        self.retry_after_header = retry_after_header
         self.problem = dict(problem or {})
         code = self.problem.get("code")
         self.code = code if isinstance(code, str) else None
@@ -69,7 +91,8 @@ class RoostApiError(Exception):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.status, self.problem), {"request_id": self.request_id})
+        state = {"request_id": self.request_id, "retry_after_header": self.retry_after_header}
+        return (type(self), (self.status, self.problem), state)
 
 
 class BadRequestError(RoostApiError):
@@ -121,15 +144,50 @@ _BY_STATUS: dict[int, type[RoostApiError]] = {
 }
 
 
-def error_for_status(status: int, problem: dict[str, Any], *, request_id: str | None = None) -> RoostApiError:
+def error_for_status(
+    status: int,
+    problem: dict[str, Any],
+    *,
+    request_id: str | None = None,
+    retry_after_header: str | None = None,
+) -> RoostApiError:
     """Build the most specific :class:`RoostApiError` subclass for ``status``."""
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = InternalServerError if status >= 500 else RoostApiError
-    return cls(status, problem, request_id=request_id)
+    return cls(status, problem, request_id=request_id, retry_after_header=retry_after_header)
 
 
-class ChunkUploadError(RuntimeError):
+def _public_url(url: str) -> str:
+    """``url`` without its query and credentials: a signed URL's query is a bearer secret."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class RoostConnectionError(RoostError, httpx.TransportError):
+    """The API or storage could not be reached (after the retries the call had).
+
+    Also an ``httpx.TransportError``, so handlers written for httpx's errors keep working. ``url``
+    is where the request went, without query string or user info (signed storage URLs carry their
+    signature there); the httpx error that ended the last attempt is the ``__cause__``.
+    """
+
+    def __init__(self, url: str, detail: str, *, request: httpx.Request | None = None):
+        self.url = _public_url(url)
+        self.detail = detail
+        super().__init__(f"could not reach {self.url}: {detail}", request=request)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.url, self.detail))
+
+
+class ChunkUploadError(RoostError, RuntimeError):
     """Storage refused a chunk after every retry."""
 
     def __init__(self, chunk_hash: str, detail: str):

@@ -6,11 +6,8 @@ mapping and DEBUG logging. It knows no resource.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -20,7 +17,8 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from ._errors import RoostApiError, error_for_status
+from ._errors import RoostApiError, RoostConnectionError, error_for_status
+from ._transport.retry import RetryPolicy, parse_retry_after_header
 from ._version import SDK_VERSION
 
 __all__ = [
@@ -33,6 +31,8 @@ __all__ = [
     "RetryPolicy",
     "RoostApiError",
     "RoostClient",
+    "RoostConnectionError",
+    "parse_retry_after_header",
 ]
 
 DEFAULT_API_URL = "https://owlette.app"
@@ -57,73 +57,6 @@ class ApiResponse:
     status: int
     data: Any
     headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RetryPolicy:
-    """How failed calls are retried: 429, 5xx and transport errors, never other 4xx.
-
-    ``max_attempts`` counts the first call. Delays grow as ``base_delay_s * 2**attempt`` up to
-    ``max_delay_s``, scaled by a random factor in ``[1 - jitter, 1 + jitter]``. A 429/503 that
-    says when to come back (body ``retryAfter``, else the ``Retry-After`` header) is honoured,
-    capped at ``2 * max_delay_s``.
-    """
-
-    max_attempts: int = 5
-    base_delay_s: float = 0.25
-    max_delay_s: float = 8.0
-    jitter: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
-        if self.base_delay_s < 0 or self.max_delay_s < 0:
-            raise ValueError("RetryPolicy delays must be >= 0")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter}")
-
-    def is_retryable(self, error: BaseException) -> bool:
-        if isinstance(error, RoostApiError):
-            return error.status == 429 or error.status >= 500
-        return isinstance(error, httpx.TransportError)
-
-    def delay_for(self, attempt: int, error: BaseException | None = None) -> float:
-        """Seconds to wait after the failed 0-based ``attempt`` before the next one."""
-        server_hint = _server_retry_hint(error)
-        if server_hint is not None:
-            return min(server_hint, 2 * self.max_delay_s)
-        nominal: float = min(self.max_delay_s, self.base_delay_s * float(2**attempt))
-        factor = random.uniform(1 - self.jitter, 1 + self.jitter)
-        return max(0.0, nominal * factor)
-
-
-def _server_retry_hint(error: BaseException | None) -> float | None:
-    if not isinstance(error, RoostApiError):
-        return None
-    if error.retry_after is not None:
-        return error.retry_after
-    header: object = getattr(error, "retry_after_header", None)
-    return parse_retry_after_header(header) if isinstance(header, str) else None
-
-
-def parse_retry_after_header(value: str, *, now: float | None = None) -> float | None:
-    """Parse ``Retry-After`` (delta seconds or an HTTP date) into seconds from now."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds or seconds <= 0:  # NaN or already past
-        return None
-    return seconds
 
 
 def new_idempotency_key(prefix: str = "py-sdk-") -> str:
@@ -171,9 +104,12 @@ def api_error_from_response(response: httpx.Response, data: Any) -> RoostApiErro
     problem = problem_from_body(data)
     if not problem.get("detail") and not problem.get("title"):
         problem.setdefault("title", f"http {response.status_code} {response.reason_phrase}".strip())
-    error = error_for_status(response.status_code, problem, request_id=response.headers.get("x-request-id"))
-    error.retry_after_header = response.headers.get("retry-after")  # type: ignore[attr-defined]
-    return error
+    return error_for_status(
+        response.status_code,
+        problem,
+        request_id=response.headers.get("x-request-id"),
+        retry_after_header=response.headers.get("retry-after"),
+    )
 
 
 class RoostClient:
@@ -283,6 +219,8 @@ class RoostClient:
                 return await self._send_once(method, path, params, content, request_headers, attempt)
             except (RoostApiError, httpx.TransportError) as error:
                 if attempt + 1 >= attempts or not self.retry.is_retryable(error):
+                    if isinstance(error, httpx.TransportError):
+                        raise self._unreachable(path, error) from error
                     raise
                 delay = self.retry.delay_for(attempt, error)
                 logger.debug("retrying %s %s in %.2fs after %s", method, path, delay, _describe(error))
@@ -323,6 +261,17 @@ class RoostClient:
             headers={name.lower(): value for name, value in response.headers.items()},
         )
 
+    def _unreachable(self, path: str, error: httpx.TransportError) -> RoostConnectionError:
+        if isinstance(error, RoostConnectionError):
+            return error
+        request: httpx.Request | None
+        try:
+            request = error.request
+        except RuntimeError:  # raised before the request was built
+            request = None
+        url = str(request.url) if request is not None else self.api_url + path
+        return RoostConnectionError(url, f"{type(error).__name__}: {error}", request=request)
+
     @asynccontextmanager
     async def stream(
         self,
@@ -344,7 +293,12 @@ class RoostClient:
         )
         if content is not None:
             headers["Content-Type"] = "application/json"
-        async with self._http.stream(method, path, content=content, headers=headers) as response:
+        request = self._http.build_request(method, path, content=content, headers=headers)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as error:
+            raise self._unreachable(path, error) from error
+        try:
             logger.debug(
                 "%s %s -> %s (stream, request id %s)",
                 method,
@@ -356,6 +310,8 @@ class RoostClient:
                 await response.aread()
                 raise api_error_from_response(response, _decode_body(response))
             yield response
+        finally:
+            await response.aclose()
 
 
 def _describe(error: BaseException) -> str:

@@ -7,6 +7,7 @@ import os
 import time
 from typing import Any
 
+from .._transport import check_transfer_options
 from ..chunker import ChunkedFileEntry, chunk_directory
 from ..client import RoostClient
 from .check import check_missing
@@ -48,6 +49,7 @@ def _validate(dir_path: str | os.PathLike[str], roost_id: str, opts: PushOptions
         raise ValueError(f"push: PushOptions.concurrency must be an integer >= 1, got {concurrency!r}")
     if isinstance(opts.ignore, (str, bytes)):
         raise ValueError("push: PushOptions.ignore must be a sequence of patterns, not a single string")
+    check_transfer_options(bandwidth_limit=opts.bandwidth_limit, stall_timeout_s=opts.stall_timeout_s)
     if opts.on_progress is not None and not callable(opts.on_progress):
         raise TypeError("push: PushOptions.on_progress must be callable")
     path = os.fspath(dir_path)
@@ -136,7 +138,12 @@ async def push_directory(
 
     version = version_body(manifest)
     uploaded = UploadTally()
-    async with StorageClient(http, max_connections=max_parallel_puts(opts.concurrency)) as storage:
+    async with StorageClient(
+        http,
+        max_connections=max_parallel_puts(opts.concurrency),
+        stall_timeout_s=opts.stall_timeout_s,
+        bandwidth_limit=opts.bandwidth_limit,
+    ) as storage:
 
         async def upload(hashes: list[str]) -> None:
             tally = await upload_chunks(

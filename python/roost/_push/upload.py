@@ -1,29 +1,50 @@
-"""The upload stage: missing chunks -> stored, under a byte budget, with progress events."""
+"""The upload stage: missing chunks -> stored, paced by the link, with progress events."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from .._errors import ChunkSourceChangedError
+from .._transport import LatencyFanOut, ThroughputWindow
 from ..chunker import CHUNK_SIZE_BYTES, read_chunk
 from ..client import RoostClient
 from .plan import ChunkSource
 from .storage import StorageClient, put_chunk
-from .tasks import ByteBudget, Emitter, crew
+from .tasks import Emitter, crew
 from .types import PushProgressUpload
 from .urls import UrlPool
 
-__all__ = ["SMALL_CHUNK_FANOUT", "UploadTally", "max_parallel_puts", "upload_chunks"]
+__all__ = [
+    "MAX_PUTS_IN_FLIGHT",
+    "PROGRESS_INTERVAL_S",
+    "SLOW_CONNECTION_BPS",
+    "SMALL_CHUNK_FANOUT",
+    "UploadTally",
+    "max_parallel_puts",
+    "upload_chunks",
+]
 
 logger = logging.getLogger("roost")
 
 #: How many more PUTs than ``concurrency`` may be in flight when chunks are small (bytes permitting).
 SMALL_CHUNK_FANOUT = 8
+#: Upper bound of PUTs in flight however high the latency (and the storage connections opened).
+MAX_PUTS_IN_FLIGHT = 256
+#: Small PUTs slower than this (the smallest round trip seen) get more of them in flight: at this
+#: latency 64 PUTs in flight already reach about 2,500 PUT/s, more than one client process sends.
+REFERENCE_LATENCY_S = 0.025
+#: A connection moving a large chunk slower than this halves the bytes in flight: a full chunk
+#: then takes over 16 s, so one failed attempt wastes a lot, and fewer transfers lose no rate.
+SLOW_CONNECTION_BPS = CHUNK_SIZE_BYTES / 16
+#: While bytes move, an ``upload`` event goes out at least this often (besides every 4th chunk).
+PROGRESS_INTERVAL_S = 0.5
+_TICK_S = 0.1
 #: Worker threads reading and verifying chunk bytes for one push.
 READ_THREADS = 8
 #: Chunks up to this size are read and verified on the event loop thread: the scan has just read
@@ -32,7 +53,8 @@ INLINE_READ_MAX = 64 * 1024
 
 
 def max_parallel_puts(concurrency: int) -> int:
-    return concurrency * SMALL_CHUNK_FANOUT
+    """Storage connections a push may use: the most PUTs it will ever have in flight."""
+    return max(concurrency * SMALL_CHUNK_FANOUT, MAX_PUTS_IN_FLIGHT)
 
 
 @dataclass(slots=True)
@@ -41,6 +63,84 @@ class UploadTally:
     bytes: int = 0
     peak_bytes_in_flight: int = 0
     mint_calls: int = 0
+    window_cuts: int = 0
+
+
+class _Gate:
+    """Admits uploads while both the byte window and the PUT count allow; one acquirer (dispatch).
+
+    An upload larger than the window is admitted alone, so progress never stops.
+    """
+
+    def __init__(self, window: ThroughputWindow, fanout: LatencyFanOut) -> None:
+        self.window = window
+        self.fanout = fanout
+        self.count = 0
+        self.bytes = 0
+        self.peak_bytes = 0
+        self._changed = anyio.Event()
+
+    def _fits(self, size: int) -> bool:
+        if self.count == 0:
+            return True
+        return self.count < self.fanout.limit and self.bytes + size <= self.window.capacity
+
+    async def acquire(self, size: int) -> None:
+        while not self._fits(size):
+            self._changed = anyio.Event()
+            await self._changed.wait()
+        self.count += 1
+        self.bytes += size
+        self.peak_bytes = max(self.peak_bytes, self.bytes)
+
+    def release(self, size: int) -> None:
+        self.count -= 1
+        self.bytes -= size
+        self._changed.set()
+
+
+class _Progress:
+    """Upload bytes for the events: stored chunks plus what in-flight attempts have sent.
+
+    Reported counts never go down: a retried attempt's bytes are sent again without counting twice.
+    """
+
+    def __init__(self, emit: Emitter, total: int, total_bytes: int) -> None:
+        self._emit = emit
+        self.total = total
+        self.total_bytes = total_bytes
+        self.stored_chunks = 0
+        self.stored_bytes = 0
+        self.sending: dict[str, int] = {}
+        self.reported = 0
+        self.reported_at = time.monotonic()
+
+    def sent(self, chunk_hash: str, nbytes: int) -> None:
+        self.sending[chunk_hash] = nbytes
+
+    def _report(self, nbytes: int) -> PushProgressUpload:
+        self.reported = min(self.total_bytes, max(self.reported, nbytes))
+        self.reported_at = time.monotonic()
+        return PushProgressUpload(
+            uploaded=self.stored_chunks,
+            total=self.total,
+            bytes_uploaded=self.reported,
+            bytes_total=self.total_bytes,
+        )
+
+    async def stored(self, chunk_hash: str, size: int) -> None:
+        self.sending.pop(chunk_hash, None)
+        self.stored_chunks += 1
+        self.stored_bytes += size
+        if self.stored_chunks % 4 == 0 or self.stored_chunks == self.total:
+            await self._emit(self._report(self.stored_bytes))
+
+    async def tick(self) -> None:
+        """An event when none went out for an interval and bytes moved since the last one."""
+        on_wire = self.stored_bytes + sum(self.sending.values())
+        quiet = time.monotonic() - self.reported_at
+        if quiet >= PROGRESS_INTERVAL_S - _TICK_S and on_wire > self.reported:
+            await self._emit(self._report(on_wire))
 
 
 def _read_verified(source: ChunkSource, chunk_hash: str) -> bytes:
@@ -72,9 +172,20 @@ async def upload_chunks(
 ) -> UploadTally:
     """Upload ``hashes`` (in that order) from their sources; every failure aborts the whole stage.
 
-    At most ``concurrency x 4 MiB`` of chunk bytes are held at once (read, verified, in flight or
-    waiting for a retry) and at most ``concurrency x SMALL_CHUNK_FANOUT`` PUTs run at once. An
-    ``upload`` event follows every 4th stored chunk and the last one.
+    In flight, at once, are at most:
+
+    - ``concurrency x 4 MiB`` of chunk bytes (read, verified, in flight or waiting for a retry),
+      less while the link is slow: a :class:`ThroughputWindow` halves those bytes when a
+      connection moves a large chunk slower than :data:`SLOW_CONNECTION_BPS` (or an attempt
+      stalls) and grows them back by about a chunk per window of fast uploads, never below one
+      chunk;
+    - ``concurrency x SMALL_CHUNK_FANOUT`` PUTs, more on a high-latency link: a
+      :class:`LatencyFanOut` scales that count with the smallest small-PUT round trip above
+      :data:`REFERENCE_LATENCY_S`, up to :data:`MAX_PUTS_IN_FLIGHT`.
+
+    An ``upload`` event follows every 4th stored chunk and the last one, and, while bytes move,
+    at least every :data:`PROGRESS_INTERVAL_S`; ``bytes_uploaded`` counts the bytes sent (stored
+    chunks plus what their in-flight attempts sent), never decreasing.
     """
     tally = UploadTally()
     total = len(hashes)
@@ -82,9 +193,25 @@ async def upload_chunks(
         return tally
     total_bytes = sum(sources[chunk_hash].size for chunk_hash in hashes)
     pool = UrlPool(http, site_id, hashes)
-    budget = ByteBudget(concurrency * CHUNK_SIZE_BYTES)
-    slots = anyio.Semaphore(max_parallel_puts(concurrency))
+    window = ThroughputWindow(
+        floor=CHUNK_SIZE_BYTES, ceiling=concurrency * CHUNK_SIZE_BYTES, slow_bps=SLOW_CONNECTION_BPS
+    )
+    fanout = LatencyFanOut(
+        base=concurrency * SMALL_CHUNK_FANOUT,
+        cap=max_parallel_puts(concurrency),
+        reference_s=REFERENCE_LATENCY_S,
+    )
+    gate = _Gate(window, fanout)
+    progress = _Progress(emit, total, total_bytes)
     readers = anyio.CapacityLimiter(READ_THREADS)
+    ticker = anyio.CancelScope()
+
+    def attempted(nbytes: int, started: float, finished: float, reached: bool) -> None:
+        if reached:
+            window.observe(nbytes, started, finished)
+            fanout.observe(nbytes, finished - started)
+        else:
+            window.failed(nbytes, started)
 
     async def upload_one(chunk_hash: str, source: ChunkSource) -> None:
         try:
@@ -94,42 +221,54 @@ async def upload_chunks(
                 data = await anyio.to_thread.run_sync(
                     functools.partial(_read_verified, source, chunk_hash), limiter=readers
                 )
-            await put_chunk(storage, pool, chunk_hash, data)
+            await put_chunk(
+                storage,
+                pool,
+                chunk_hash,
+                data,
+                on_sent=functools.partial(progress.sent, chunk_hash),
+                on_attempt=attempted,
+            )
             del data
         finally:
-            budget.release(source.size)
-            slots.release()
+            gate.release(source.size)
         pool.done(chunk_hash)
         tally.chunks += 1
         tally.bytes += source.size
-        if tally.chunks % 4 == 0 or tally.chunks == total:
-            await emit(
-                PushProgressUpload(
-                    uploaded=tally.chunks, total=total, bytes_uploaded=tally.bytes, bytes_total=total_bytes
-                )
-            )
+        if tally.chunks == total:
+            ticker.cancel()
+        await progress.stored(chunk_hash, source.size)
+
+    async def tick() -> None:
+        with ticker:
+            while True:
+                await anyio.sleep(_TICK_S)
+                await progress.tick()
 
     async with crew() as tasks:
 
         async def dispatch() -> None:
             for chunk_hash in hashes:
                 source = sources[chunk_hash]
-                await slots.acquire()
-                try:
-                    await budget.acquire(source.size)
-                except BaseException:
-                    slots.release()
-                    raise
+                await gate.acquire(source.size)
                 tasks.spawn(upload_one, chunk_hash, source)
 
+        if emit.active:
+            tasks.spawn(tick)
         tasks.spawn(dispatch)
-    tally.peak_bytes_in_flight = budget.peak_in_use
+    tally.peak_bytes_in_flight = gate.peak_bytes
     tally.mint_calls = pool.mint_calls
+    tally.window_cuts = window.cuts
     logger.debug(
-        "uploaded %d chunks (%d bytes); peak %d bytes in flight; %d upload-URL calls",
+        "uploaded %d chunks (%d bytes); peak %d bytes in flight; %d upload-URL calls; "
+        "window cut %d times (now %d bytes); small-PUT latency %s s, fan-out %d",
         tally.chunks,
         tally.bytes,
         tally.peak_bytes_in_flight,
         tally.mint_calls,
+        window.cuts,
+        int(window.capacity),
+        fanout.latency_s,
+        fanout.limit,
     )
     return tally

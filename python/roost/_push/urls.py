@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +12,7 @@ from typing import Any
 import anyio
 
 from .._errors import ChunkUploadError
+from .._transport.retry import parse_http_date
 from .._wire import MalformedResponseError, expect_object
 from ..client import RoostClient
 
@@ -53,16 +53,7 @@ def parse_expiry(value: object) -> float | None:
 
 
 def _server_now(headers: dict[str, str]) -> float | None:
-    raw = headers.get("date")
-    if not raw:
-        return None
-    try:
-        moment = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.timestamp()
+    return parse_http_date(headers.get("date"))
 
 
 class UrlPool:

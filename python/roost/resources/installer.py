@@ -11,6 +11,7 @@ import anyio
 import httpx
 
 from .._paging import read_token
+from .._transport import StorageClient
 from .._wire import api_path, as_opt_int, as_opt_str, expect_object
 from ..client import new_idempotency_key
 from ._base import Resource
@@ -56,6 +57,15 @@ class InstallerVersion:
         )
 
 
+def _sha256_of(path: str) -> str:
+    """Blocking: the file's SHA-256, read in 1 MiB pieces (an installer may be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while piece := handle.read(1024 * 1024):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
 class Installer(Resource):
     """``client.installer``."""
 
@@ -95,14 +105,15 @@ class Installer(Resource):
     ) -> dict[str, Any]:
         """Upload an installer binary: start, PUT the bytes to the signed URL, finalize.
 
-        The start and finalize calls share one Idempotency-Key. The binary goes to storage without
-        the SDK's credentials. Returns the raw finalize body (``version``, ``download_url``,
+        The start and finalize calls share one Idempotency-Key. The binary is streamed from disk
+        to storage through the SDK's credential-free storage client (one attempt;
+        ``RoostConnectionError`` when storage cannot be reached, ``RuntimeError`` on an error
+        status). Returns the raw finalize body (``version``, ``download_url``,
         ``checksum_sha256``, ``file_size``).
         """
         require_id(version, "version")
         path = anyio.Path(file_path)
-        content = await path.read_bytes()
-        checksum = hashlib.sha256(content).hexdigest()
+        checksum = await anyio.to_thread.run_sync(_sha256_of, os.fspath(file_path))
         key = idempotency_key or new_idempotency_key(UPLOAD_KEY_PREFIX)
         start_body: dict[str, Any] = {"version": version, "fileName": path.name, "setAsLatest": set_as_latest}
         if release_notes is not None:
@@ -117,14 +128,9 @@ class Installer(Resource):
         )
         upload_url = require_row_id(started, "POST /api/installer/upload", "uploadUrl")
         upload_id = require_row_id(started, "POST /api/installer/upload", "uploadId")
-        async with httpx.AsyncClient(transport=self._http.transport, timeout=self._http.timeout) as storage:
-            put = await storage.put(
-                httpx.URL(self._http.api_url + "/").join(upload_url),
-                content=content,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-        if put.status_code >= 400:
-            raise RuntimeError(f"installer upload to storage failed: http {put.status_code}")
+        target = str(httpx.URL(self._http.api_url + "/").join(upload_url))
+        async with StorageClient(self._http) as storage:
+            await storage.upload_file(target, file_path, what="installer upload to storage")
         finalized = await self._http.request(
             "/api/installer/upload",
             method="PUT",

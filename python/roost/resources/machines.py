@@ -11,8 +11,8 @@ from typing import Any, Literal
 from urllib.parse import urljoin
 
 import anyio
-import httpx
 
+from .._transport import StorageClient
 from .._wire import api_path, as_dict, as_list, as_opt_int, as_opt_str, as_str, expect_object
 from ._base import Resource
 from ._common import expect_row, parse_rows, require_id, require_row_id, unwrap_data
@@ -227,10 +227,5 @@ class Machines(Resource):
         return image
 
     async def _download(self, url: str) -> bytes:
-        async with httpx.AsyncClient(
-            transport=self._http.transport, timeout=self._http.timeout, follow_redirects=True
-        ) as client:
-            response = await client.get(url)
-        if response.status_code >= 400:
-            raise RuntimeError(f"screenshot download failed: http {response.status_code}")
-        return response.content
+        async with StorageClient(self._http) as storage:
+            return await storage.download(url, what="screenshot download")

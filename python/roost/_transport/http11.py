@@ -4,22 +4,36 @@ Why: a push of many small files is a stream of tiny PUTs, and httpx's default tr
 about 1 ms of CPU on each (connection-pool bookkeeping, per-read cancel scopes, socket checks);
 on a small machine that, not the network, capped the upload rate. This transport does the same
 exchange for about a tenth of that. It is an ``httpx`` transport (requests, responses and errors
-are httpx's own), used by :class:`roost._push.storage.StorageClient` only when the API client
-was given no custom transport and no proxy is configured in the environment.
+are httpx's own), used by :class:`roost._transport.StorageClient` for PUTs only when the API
+client was given no custom transport and no proxy is configured in the environment.
 
 What it does: one request at a time per connection, keep-alive connections per origin (at most
 ``max_connections`` open), ``http`` and ``https`` (TLS with SNI), a request body given as bytes,
 responses delimited by ``Content-Length``, chunked encoding or connection close, ``1xx`` answers
-skipped. The connect/read/write/pool timeouts of the request apply. A kept-alive connection the
-server closed meanwhile is replaced once, transparently. Failures are raised as httpx
-exceptions (``ConnectError``, ``ReadError``, ``WriteError``, ``RemoteProtocolError``, timeouts).
+skipped. A kept-alive connection the server closed meanwhile is replaced once, transparently.
+Failures are raised as httpx exceptions (``ConnectError``, ``ReadError``, ``WriteError``,
+``RemoteProtocolError``, timeouts).
+
+Timeouts measure stalls, not transfers: bodies over 64 KiB go out in 64 KiB pieces and the
+``write`` timeout applies to each piece; the ``read`` timeout is the longest wait for the answer
+with no byte moving, where (on Linux) bytes of the body still leaving the socket's send queue
+count as moving, plus :func:`answer_allowance` for a peer reading a body it already acknowledged.
+So a 4 MiB body on a 60 kB/s link does not time out while it progresses.
+
+Two request extensions serve the storage client: ``roost.pace`` (an async callable awaited with
+each piece's size before it is sent: the bandwidth cap) and ``roost.sent`` (called with the bytes
+of the body that left the machine so far in this attempt: upload progress). Both count bytes
+that left the socket's send queue where the system says (Linux), not bytes handed to it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterable
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +42,30 @@ import anyio.abc
 import httpx
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-__all__ = ["LeanHttp11Transport"]
+try:
+    import fcntl
+    import termios
 
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ if sys.platform.startswith("linux") else None
+except ImportError:  # Windows
+    _TIOCOUTQ = None
+
+__all__ = ["PACE_EXTENSION", "SENT_EXTENSION", "LeanHttp11Transport", "answer_allowance"]
+
+PACE_EXTENSION = "roost.pace"
+SENT_EXTENSION = "roost.sent"
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _SMALL_BODY = 64 * 1024
+#: Body pieces: the unit of pacing, progress and the write stall timeout.
+PIECE_BYTES = 64 * 1024
+#: How often the wait for an answer checks whether the body is still draining (and reports it).
+_DRAIN_POLL_S = 0.25
+#: The slowest rate at which a peer is assumed to read a body it has already acknowledged: a
+#: buffering proxy, or a server that throttles its reads, takes a whole body into its socket
+#: buffers at once and then reads it slowly, and none of that shows on this side. Without this
+#: allowance a 2 MB body read at 20 kB/s timed out on every attempt and was stored twice.
+ACKED_BODY_FLOOR_BPS = 16 * 1024
 _CRLF = b"\r\n"
 _HEAD_END = b"\r\n\r\n"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -69,6 +102,21 @@ class _Connection:
 
 
 Origin = tuple[str, str, int]
+Pace = Callable[[int], Awaitable[None]]
+Sent = Callable[[int], None]
+
+
+def _unsent_bytes(stream: anyio.abc.ByteStream) -> int | None:
+    """Bytes of the socket's send queue not yet acknowledged by the peer (Linux), else ``None``."""
+    if _TIOCOUTQ is None:
+        return None
+    try:
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        raw = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except (anyio.TypedAttributeLookupError, OSError, ValueError):
+        return None
+    value: int = struct.unpack("i", raw)[0]
+    return value
 
 
 def _timeout(timeouts: dict[str, Any], name: str) -> float | None:
@@ -179,12 +227,9 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
         timeouts: dict[str, Any],
     ) -> tuple[httpx.Response, bool]:
         try:
-            with anyio.fail_after(_timeout(timeouts, "write")):
-                if len(body) <= _SMALL_BODY:
-                    await connection.stream.send(head + body)
-                else:
-                    await connection.stream.send(head)
-                    await connection.stream.send(body)
+            await _send_request(
+                connection.stream, head, body, _timeout(timeouts, "write"), request.extensions
+            )
         except TimeoutError:
             raise httpx.WriteTimeout("sending the request timed out", request=request) from None
         except _NETWORK_ERRORS as error:
@@ -193,9 +238,12 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
             raise httpx.WriteError(f"sending the request failed: {error!r}", request=request) from error
         received_any = False
         try:
-            with anyio.fail_after(_timeout(timeouts, "read")):
-                status, reason, headers = await _read_head(connection.reader)
-                received_any = True
+            read_timeout = _timeout(timeouts, "read")
+            status, reason, headers = await _await_head(
+                connection, read_timeout, len(body), request.extensions.get(SENT_EXTENSION)
+            )
+            received_any = True
+            with anyio.fail_after(read_timeout):
                 body_bytes, close_delimited = await _read_body(
                     connection.reader, request.method, status, headers
                 )
@@ -216,6 +264,82 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
         return response, keep_alive
+
+
+async def _send_request(
+    stream: anyio.abc.ByteStream, head: bytes, body: bytes, stall_s: float | None, extensions: dict[str, Any]
+) -> None:
+    pace: Pace | None = extensions.get(PACE_EXTENSION)
+    sent: Sent | None = extensions.get(SENT_EXTENSION)
+    if len(body) <= _SMALL_BODY:
+        if pace is not None:
+            await pace(len(body))
+        with anyio.fail_after(stall_s):
+            await stream.send(head + body)
+        if sent is not None:
+            sent(len(body))  # its answer follows at once: no need to look at the send queue
+        return
+    with anyio.fail_after(stall_s):
+        await stream.send(head)
+    view = memoryview(body)
+    done = 0
+    while done < len(view):
+        piece = view[done : done + PIECE_BYTES]
+        if pace is not None:
+            await pace(len(piece))
+        with anyio.fail_after(stall_s):
+            await stream.send(piece)  # type: ignore[arg-type]  # sockets take any buffer
+        done += len(piece)
+        if sent is not None:
+            sent(_on_wire(stream, done))
+
+
+def answer_allowance(body_size: int) -> float:
+    """Seconds an answer may take, beyond the stall timeout, for ``body_size`` acknowledged bytes."""
+    return body_size / ACKED_BODY_FLOOR_BPS
+
+
+def _on_wire(stream: anyio.abc.ByteStream, handed_over: int) -> int:
+    """Bytes of the ``handed_over`` ones that left this machine (the send queue holds the rest).
+
+    A socket's send buffer takes megabytes at once; counting those as sent would report a slow
+    upload as done in its first second.
+    """
+    unsent = _unsent_bytes(stream)
+    return handed_over if unsent is None else max(0, handed_over - unsent)
+
+
+async def _await_head(
+    connection: _Connection, stall_s: float | None, body_size: int, sent: Sent | None
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The answer's head, waiting while the body still drains from the send queue.
+
+    ``receive_until`` keeps what it read in the reader's buffer, so polling it under a short
+    cancel scope loses nothing. Each poll also reports the drained bytes to ``sent``.
+    """
+    if stall_s is None and (sent is None or body_size <= _SMALL_BODY):
+        return await _read_head(connection.reader)
+    unsent = _unsent_bytes(connection.stream)
+
+    def patience() -> float:
+        if stall_s is None:
+            return float("inf")
+        acknowledged = body_size if unsent is None else max(0, body_size - unsent)
+        return stall_s + answer_allowance(acknowledged)
+
+    deadline = time.monotonic() + patience()
+    while True:
+        with anyio.move_on_after(max(0.0, min(_DRAIN_POLL_S, deadline - time.monotonic()))):
+            return await _read_head(connection.reader)
+        now = time.monotonic()
+        still_unsent = _unsent_bytes(connection.stream)
+        if unsent is not None and still_unsent is not None and still_unsent < unsent:
+            unsent = still_unsent
+            deadline = now + patience()  # the peer is still taking the body
+            if sent is not None and body_size > _SMALL_BODY:
+                sent(max(0, body_size - still_unsent))
+        if now >= deadline:
+            raise TimeoutError
 
 
 def _request_head(request: httpx.Request, length: int) -> bytes:

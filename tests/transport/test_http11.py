@@ -16,8 +16,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSListener
 
 from roost import RoostClient
-from roost._push.http11 import LeanHttp11Transport
-from roost._push.storage import StorageClient
+from roost._transport import StorageClient
+from roost._transport.http11 import LeanHttp11Transport
 
 pytestmark = pytest.mark.anyio
 
