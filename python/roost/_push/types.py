@@ -26,6 +26,8 @@ __all__ = [
     "PushSourceNotADirectoryError",
     "PushSourceNotFoundError",
     "PushStats",
+    "UnportablePath",
+    "UnportablePathError",
 ]
 
 
@@ -167,6 +169,41 @@ class PushResult:
     skipped: tuple[SkippedEntry, ...] = ()
     #: Human-readable warnings (e.g. an ignore pattern that matched nothing).
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UnportablePath:
+    """A path that cannot land on a Windows machine as it is, and why."""
+
+    path: str
+    reason: str
+
+
+#: An :class:`UnportablePathError` message lists this many offenders; ``.paths`` has them all.
+LISTED_UNPORTABLE = 20
+
+
+class UnportablePathError(ValueError):
+    """Paths in the tree are invalid or ambiguous on Windows; nothing was uploaded.
+
+    ``paths`` lists every offender with its reason. ``PushOptions(allow_unportable_paths=True)``
+    publishes such a tree anyway.
+    """
+
+    def __init__(self, root: str, paths: Sequence[UnportablePath]) -> None:
+        self.root = root
+        self.paths: tuple[UnportablePath, ...] = tuple(paths)
+        lines = [f"  {p.path!r}: {p.reason}" for p in self.paths[:LISTED_UNPORTABLE]]
+        if len(self.paths) > LISTED_UNPORTABLE:
+            lines.append(f"  ... and {len(self.paths) - LISTED_UNPORTABLE} more (see .paths)")
+        noun = "path" if len(self.paths) == 1 else "paths"
+        super().__init__(
+            f"push: {len(self.paths)} {noun} under {root!r} cannot be used on Windows machines "
+            "(pass allow_unportable_paths=True to publish them anyway):\n" + "\n".join(lines)
+        )
+
+    def __reduce__(self) -> tuple[type[UnportablePathError], tuple[str, tuple[UnportablePath, ...]]]:
+        return (type(self), (self.root, self.paths))  # the message is derived: rebuild it
 
 
 class PushSourceNotFoundError(FileNotFoundError, ValueError):
