@@ -81,9 +81,9 @@ class FakeApi:
     _idempotency: dict[str, tuple[bytes, httpx.Response]] = field(default_factory=dict)
     _url_serial: int = 0
 
-    def client(self, *, retry: RetryPolicy | None = None) -> RoostClient:
+    def client(self, *, retry: RetryPolicy | None = None, token: str = TOKEN) -> RoostClient:
         return RoostClient(
-            token=TOKEN,
+            token=token,
             api_url=API,
             transport=httpx.MockTransport(self.handler),
             retry=retry or RetryPolicy(base_delay_s=0.0, max_delay_s=0.0, jitter=0.0),
