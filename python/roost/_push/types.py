@@ -72,11 +72,26 @@ class PushOptions:
     - ``dry_run``: stop after the dedup check; the result's ``plan`` says what would be uploaded
       and nothing is uploaded or published (see :class:`PushResult`).
     - ``cache``: use the local hash cache, so that files unchanged since the last push of this
-      directory are not read again (see :mod:`roost.chunker`); ``False`` re-reads everything.
-      The upload-time check still re-hashes every chunk uploaded.
+      directory are not read again (see :mod:`roost.chunker`), and the push ledger: the chunks
+      this machine has seen stored on this API and site, recorded after each successful
+      publish, are not checked again, so a re-push of an unchanged tree costs no dedup check
+      (the publish's 412 ``missingChunks`` answer re-uploads any the storage lost since).
+      ``False`` re-reads everything, checks every chunk and leaves the ledger alone. The
+      upload-time check still re-hashes every chunk uploaded.
     - ``verify_cache``: ``"fast"`` confirms every cache hit by an xxh3-128 digest of the file's
       content before trusting it (every file is read, none SHA-256-hashed again), catching a
       rewrite that kept the stat fingerprint; ``"stat"`` (the default) trusts the fingerprint.
+    - ``allow_unportable_paths``: publish paths that are invalid or ambiguous on Windows (see
+      :class:`UnportablePathError`) instead of refusing the tree before anything is uploaded.
+    - ``skip_unchanged``: when the tree equals the roost's current head version and the fields
+      given (``name``, ``targets``, ``extract_path``, ``description``; compared as the server
+      stores them, a field not given is not compared) equal the roost's, publish nothing: the
+      result has ``unchanged=True`` and describes the head. With the ledger knowing the head (it
+      was pushed or seen from this machine) this costs the one roost read every push makes;
+      otherwise one more request reads the head version's file list.
+
+    Every field is checked before any file is opened or any request sent (``ValueError`` naming
+    the field, the rule and the value).
     """
 
     site_id: str
@@ -160,7 +175,9 @@ class PushResult:
     stats: PushStats
     dry_run: bool = False
     plan: PushPlan | None = None
-    #: The server created the roost with this publish (it did not exist before).
+    #: The server created the roost with this publish: the roost read at the start of the push
+    #: found none (the server creates unknown roosts on publish). ``False`` when the key may not
+    #: read the roost, since nothing can be told then.
     created_roost: bool = False
     #: ``skip_unchanged`` found the tree equal to the current head: nothing was published and the
     #: version fields describe that head.
