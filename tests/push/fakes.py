@@ -133,6 +133,8 @@ class FakeApi:
             return problem(404, "not_found", "site not found or no access")
         if path.startswith("/api/roosts/") and "/versions/" in path and request.method == "GET":
             version_id = path.rsplit("/", 1)[1]
+            if version_id not in self.versions:
+                return problem(410, "not_found", "version body gone")
             return httpx.Response(200, json={"versionId": version_id, "version": self.versions[version_id]})
         if path.startswith("/api/roosts/") and request.method == "GET":
             if not self.roost_exists:

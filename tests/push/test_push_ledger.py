@@ -214,6 +214,16 @@ async def test_skip_unchanged_compares_fields_as_the_server_stores_them(tmp_path
     assert again.unchanged is True
 
 
+async def test_skip_unchanged_publishes_when_the_head_body_is_gone(tmp_path: Path) -> None:
+    tree(tmp_path)
+    api = FakeApi()
+    first = await push(api, tmp_path, cache=False)
+    api.versions.pop(first.version_id)
+    again = await push(api, tmp_path, skip_unchanged=True, cache=False)
+    assert again.unchanged is False
+    assert again.version_number == 2
+
+
 async def test_skip_unchanged_on_a_new_roost_publishes(tmp_path: Path) -> None:
     tree(tmp_path)
     api = FakeApi(roost_exists=False)

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from .._errors import RoostApiError
 from ..chunker import (
     ChunkedFileEntry,
     ChunkProgressEvent,
@@ -113,7 +114,13 @@ async def _is_unchanged(
     digest = manifest.files_digest()
     known = ledger.head(roost_id) if ledger is not None else None
     if known is None or known.version_id != version_id:
-        known = KnownHead(version_id, await fetch_files_digest(http, roost_id, opts.site_id, version_id))
+        try:
+            remote = await fetch_files_digest(http, roost_id, opts.site_id, version_id)
+        except RoostApiError as error:
+            if error.status in (404, 410):  # the head's body is gone: publishing restores one
+                return False
+            raise
+        known = KnownHead(version_id, remote)
         if ledger is not None:
             await anyio.to_thread.run_sync(ledger.record, (), roost_id, known)
     return known.files == digest
