@@ -149,8 +149,12 @@ async def push_directory(
        distinct body and the 412 loop (see :func:`publish_version`); chunks the server reports
        missing (lost by storage, or listed by a stale ledger) are uploaded and the body posted
        again;
-    6. ledger: every chunk of the version and the new head are recorded (see
-       :mod:`roost._push.ledger`; not with ``cache=False``).
+    6. ledger: every chunk of the version and the new head are recorded in the push ledger, a
+       file per (API URL, site) next to the hash cache (owner-only, written atomically, merged
+       under a lock with concurrent pushes, bounded, ignored when corrupt; see
+       :mod:`roost._push.ledger`). It is what lets step 3 skip chunks and ``skip_unchanged``
+       decide from the roost read alone; it is a hint the 412 repair of step 5 makes safe.
+       ``cache=False`` neither reads nor writes it.
 
     Raises ``ValueError`` (``PushSourceNotFoundError`` / ``PushSourceNotADirectoryError`` /
     ``UnportablePathError`` are all) for bad input, ``ChunkSourceChangedError`` when a file
