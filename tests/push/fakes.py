@@ -56,6 +56,9 @@ class FakeApi:
     url_ttl_s: float = 3600.0
     head: str | None = None
     roost_exists: bool = True
+    site_exists: bool = True
+    roost_fields: dict[str, Any] = field(default_factory=dict)
+    descriptions: dict[str, str | None] = field(default_factory=dict)
     storage_delay_s: float = 0.0
     store: dict[str, bytes] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
@@ -78,9 +81,9 @@ class FakeApi:
     _idempotency: dict[str, tuple[bytes, httpx.Response]] = field(default_factory=dict)
     _url_serial: int = 0
 
-    def client(self, *, retry: RetryPolicy | None = None) -> RoostClient:
+    def client(self, *, retry: RetryPolicy | None = None, token: str = TOKEN) -> RoostClient:
         return RoostClient(
-            token=TOKEN,
+            token=token,
             api_url=API,
             transport=httpx.MockTransport(self.handler),
             retry=retry or RetryPolicy(base_delay_s=0.0, max_delay_s=0.0, jitter=0.0),
@@ -126,11 +129,32 @@ class FakeApi:
             return httpx.Response(200, json={"urls": urls, "expiresAt": expires_at})
         if path.startswith("/api/roosts/") and path.endswith("/versions") and request.method == "POST":
             return self._publish(request)
+        if not self.site_exists:
+            return problem(404, "not_found", "site not found or no access")
+        if path.startswith("/api/roosts/") and "/versions/" in path and request.method == "GET":
+            version_id = path.rsplit("/", 1)[1]
+            if version_id not in self.versions:
+                return problem(410, "not_found", "version body gone")
+            return httpx.Response(200, json={"versionId": version_id, "version": self.versions[version_id]})
         if path.startswith("/api/roosts/") and request.method == "GET":
             if not self.roost_exists:
                 return problem(404, "not_found", "roost not found")
+            current: dict[str, Any] | None = None
+            if self.head is not None:
+                number = list(self.versions).index(self.head) + 1 if self.head in self.versions else None
+                current = {
+                    "versionId": self.head,
+                    "versionNumber": number,
+                    "description": self.descriptions.get(self.head),
+                }
             return httpx.Response(
-                200, json={"roostId": path.rsplit("/", 1)[1], "currentVersionId": self.head}
+                200,
+                json={
+                    "roostId": path.rsplit("/", 1)[1],
+                    "currentVersionId": self.head,
+                    "currentVersion": current,
+                    **self.roost_fields,
+                },
             )
         return problem(404, "not_found", f"no route {request.method} {path}")
 
@@ -174,6 +198,11 @@ class FakeApi:
         self.counter += 1
         self.versions[version_id] = version
         self.head = version_id
+        self.roost_exists = True
+        self.descriptions[version_id] = (body.get("description") or "").strip() or None
+        for key in ("name", "targets", "extractPath"):
+            if key in body:
+                self.roost_fields[key] = body[key]
         return httpx.Response(
             201,
             json={

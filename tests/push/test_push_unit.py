@@ -70,7 +70,7 @@ class Recorder:
 
 async def push(api: FakeApi, root: Path, **options: Any) -> Any:
     async with api.client(retry=options.pop("retry", None)) as http:
-        return await push_directory(http, root, "rst_1", PushOptions(site_id=SITE, **options))
+        return await push_directory(http, root, "rst_unit_1", PushOptions(site_id=SITE, **options))
 
 
 # -- the happy path ------------------------------------------------------------------------------
@@ -572,7 +572,7 @@ async def test_bad_options_raise(tmp_path: Path, options: dict[str, Any], messag
     api = FakeApi()
     async with api.client() as http:
         with pytest.raises(ValueError, match=message):
-            await push_directory(http, tmp_path, "rst_1", PushOptions(**options))
+            await push_directory(http, tmp_path, "rst_unit_1", PushOptions(**options))
         with pytest.raises(ValueError, match="roost_id"):
             await push_directory(http, tmp_path, "", PushOptions(site_id=SITE))
     assert api.requests == []

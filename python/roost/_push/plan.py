@@ -12,6 +12,7 @@ from typing import Any
 
 from .._version import SDK_VERSION
 from ..chunker import ChunkedFileEntry
+from .ledger import files_digest
 from .types import PushPlan, PushStats
 
 __all__ = [
@@ -48,7 +49,9 @@ class Manifest:
     unique: tuple[str, ...]
     sources: Mapping[str, ChunkSource]
 
-    def stats(self, *, uploaded_chunks: int = 0, uploaded_bytes: int = 0) -> PushStats:
+    def stats(
+        self, *, uploaded_chunks: int = 0, uploaded_bytes: int = 0, skipped: Mapping[str, int] | None = None
+    ) -> PushStats:
         return PushStats(
             file_count=len(self.files),
             total_bytes=sum(entry.size for entry in self.files),
@@ -57,7 +60,12 @@ class Manifest:
             uploaded_chunks=uploaded_chunks,
             empty_files=sum(1 for entry in self.files if entry.size == 0),
             uploaded_bytes=uploaded_bytes,
+            skipped=dict(skipped or {}),
         )
+
+    def files_digest(self) -> str:
+        """The digest of the file list (see :func:`roost._push.ledger.files_digest`)."""
+        return files_digest((e.path, e.size, (c.hash for c in e.chunks)) for e in self.files)
 
 
 def build_manifest(root: str, entries: Iterable[ChunkedFileEntry]) -> Manifest:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import NotFoundError, PermissionDeniedError, RoostApiError
+from .._errors import RoostApiError
 from .._wire import api_path, as_int, as_opt_str, as_str_list, expect_object, require_str
 from ..client import RoostClient, new_idempotency_key
 from .tasks import Emitter
@@ -20,7 +20,6 @@ __all__ = [
     "Published",
     "parse_stale_head",
     "publish_version",
-    "read_head",
 ]
 
 logger = logging.getLogger("roost")
@@ -67,25 +66,6 @@ def parse_stale_head(error: RoostApiError) -> Head | None:
         return None
     value = match.group(1)
     return Head(None if value == "null" else value)
-
-
-async def read_head(http: RoostClient, roost_id: str, site_id: str) -> Head | None:
-    """The roost's current head, to publish with ``expectedCurrentVersionId``.
-
-    A roost that does not exist yet has head ``null``. When the key may not read the roost (403)
-    the publish goes out unguarded (``None``). Any other error is raised, before anything is
-    uploaded (the publish would fail the same way).
-    """
-    path = api_path("api", "roosts", roost_id)
-    try:
-        response = await http.request(path, query={"siteId": site_id})
-    except NotFoundError:
-        return Head(None)
-    except PermissionDeniedError as error:
-        logger.debug("push: cannot read the head of %s (%r); publishing unguarded", roost_id, error)
-        return None
-    data = expect_object(response.data, f"GET {path}")
-    return Head(as_opt_str(data.get("currentVersionId")))
 
 
 def _body(base: Mapping[str, Any], head: Head | None, extras: Mapping[str, Any]) -> dict[str, Any]:

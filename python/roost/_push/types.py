@@ -26,6 +26,8 @@ __all__ = [
     "PushSourceNotADirectoryError",
     "PushSourceNotFoundError",
     "PushStats",
+    "UnportablePath",
+    "UnportablePathError",
 ]
 
 
@@ -70,11 +72,26 @@ class PushOptions:
     - ``dry_run``: stop after the dedup check; the result's ``plan`` says what would be uploaded
       and nothing is uploaded or published (see :class:`PushResult`).
     - ``cache``: use the local hash cache, so that files unchanged since the last push of this
-      directory are not read again (see :mod:`roost.chunker`); ``False`` re-reads everything.
-      The upload-time check still re-hashes every chunk uploaded.
+      directory are not read again (see :mod:`roost.chunker`), and the push ledger: the chunks
+      this machine has seen stored on this API and site, recorded after each successful
+      publish, are not checked again, so a re-push of an unchanged tree costs no dedup check
+      (the publish's 412 ``missingChunks`` answer re-uploads any the storage lost since).
+      ``False`` re-reads everything, checks every chunk and leaves the ledger alone. The
+      upload-time check still re-hashes every chunk uploaded.
     - ``verify_cache``: ``"fast"`` confirms every cache hit by an xxh3-128 digest of the file's
       content before trusting it (every file is read, none SHA-256-hashed again), catching a
       rewrite that kept the stat fingerprint; ``"stat"`` (the default) trusts the fingerprint.
+    - ``allow_unportable_paths``: publish paths that are invalid or ambiguous on Windows (see
+      :class:`UnportablePathError`) instead of refusing the tree before anything is uploaded.
+    - ``skip_unchanged``: when the tree equals the roost's current head version and the fields
+      given (``name``, ``targets``, ``extract_path``, ``description``; compared as the server
+      stores them, a field not given is not compared) equal the roost's, publish nothing: the
+      result has ``unchanged=True`` and describes the head. With the ledger knowing the head (it
+      was pushed or seen from this machine) this costs the one roost read every push makes;
+      otherwise one more request reads the head version's file list.
+
+    Every field is checked before any file is opened or any request sent (``ValueError`` naming
+    the field, the rule and the value).
     """
 
     site_id: str
@@ -158,7 +175,9 @@ class PushResult:
     stats: PushStats
     dry_run: bool = False
     plan: PushPlan | None = None
-    #: The server created the roost with this publish (it did not exist before).
+    #: The server created the roost with this publish: the roost read at the start of the push
+    #: found none (the server creates unknown roosts on publish). ``False`` when the key may not
+    #: read the roost, since nothing can be told then.
     created_roost: bool = False
     #: ``skip_unchanged`` found the tree equal to the current head: nothing was published and the
     #: version fields describe that head.
@@ -167,6 +186,41 @@ class PushResult:
     skipped: tuple[SkippedEntry, ...] = ()
     #: Human-readable warnings (e.g. an ignore pattern that matched nothing).
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UnportablePath:
+    """A path that cannot land on a Windows machine as it is, and why."""
+
+    path: str
+    reason: str
+
+
+#: An :class:`UnportablePathError` message lists this many offenders; ``.paths`` has them all.
+LISTED_UNPORTABLE = 20
+
+
+class UnportablePathError(ValueError):
+    """Paths in the tree are invalid or ambiguous on Windows; nothing was uploaded.
+
+    ``paths`` lists every offender with its reason. ``PushOptions(allow_unportable_paths=True)``
+    publishes such a tree anyway.
+    """
+
+    def __init__(self, root: str, paths: Sequence[UnportablePath]) -> None:
+        self.root = root
+        self.paths: tuple[UnportablePath, ...] = tuple(paths)
+        lines = [f"  {p.path!r}: {p.reason}" for p in self.paths[:LISTED_UNPORTABLE]]
+        if len(self.paths) > LISTED_UNPORTABLE:
+            lines.append(f"  ... and {len(self.paths) - LISTED_UNPORTABLE} more (see .paths)")
+        noun = "path" if len(self.paths) == 1 else "paths"
+        super().__init__(
+            f"push: {len(self.paths)} {noun} under {root!r} cannot be used on Windows machines "
+            "(pass allow_unportable_paths=True to publish them anyway):\n" + "\n".join(lines)
+        )
+
+    def __reduce__(self) -> tuple[type[UnportablePathError], tuple[str, tuple[UnportablePath, ...]]]:
+        return (type(self), (self.root, self.paths))  # the message is derived: rebuild it
 
 
 class PushSourceNotFoundError(FileNotFoundError, ValueError):

@@ -11,16 +11,21 @@ from typing import Any
 
 from .._paging import follow_pages, read_token, start_token
 from .._pull.types import PullOptions, PullResult
-from .._push.types import (
+from .._push import (
     DiscoverProgress,
     HashProgress,
     PushOptions,
+    PushPlan,
     PushProgressCheckMissing,
     PushProgressEvent,
     PushProgressPublish,
     PushProgressUpload,
     PushResult,
+    PushSourceNotADirectoryError,
+    PushSourceNotFoundError,
     PushStats,
+    UnportablePath,
+    UnportablePathError,
 )
 from .._wire import (
     api_path,
@@ -51,17 +56,22 @@ __all__ = [
     "DiscoverProgress",
     "HashProgress",
     "PushOptions",
+    "PushPlan",
     "PushProgressCheckMissing",
     "PushProgressEvent",
     "PushProgressPublish",
     "PushProgressUpload",
     "PushResult",
+    "PushSourceNotADirectoryError",
+    "PushSourceNotFoundError",
     "PushStats",
     "RollbackOptions",
     "RollbackResult",
     "RoostDetail",
     "RoostSummary",
     "Roosts",
+    "UnportablePath",
+    "UnportablePathError",
     "VersionSummary",
 ]
 
@@ -387,8 +397,11 @@ class Roosts(Resource):
         return expect_object(response.data, f"DELETE {path}")
 
     async def push(self, dir_path: str | os.PathLike[str], roost_id: str, opts: PushOptions) -> PushResult:
-        """Publish a directory as a new version: chunk, dedup-check, upload what is missing, publish."""
-        from .._push.engine import push_directory  # lazy: keeps ``import roost`` light
+        """Publish a directory as a new version: chunk, dedup-check, upload what is missing, publish.
+
+        See :class:`PushOptions` and :class:`PushResult`; the engine is ``roost._push``.
+        """
+        from .._push import push_directory  # resolved on use: keeps ``import roost`` light
 
         return await push_directory(self._http, dir_path, roost_id, opts)
 

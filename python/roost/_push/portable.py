@@ -1,0 +1,91 @@
+"""Paths that cannot land on a Windows machine as they are (Owlette deploys to Windows).
+
+The scan yields POSIX paths relative to the pushed root. A path is refused when Windows cannot
+create it (a reserved character or device name, a trailing dot or space, a component longer than
+NTFS allows) or when it would land on top of another path of the tree (Windows compares names
+case-insensitively, so ``Readme.md`` and ``README.md`` would overwrite each other, and a file
+``a/b`` and a directory ``a/B/`` could not both exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .types import UnportablePath
+
+__all__ = ["unportable_paths"]
+
+_RESERVED_CHARACTERS = frozenset('<>:"|?*')
+#: NTFS limits each name to 255 UTF-16 code units.
+MAX_COMPONENT_UNITS = 255
+_DEVICES = frozenset(
+    ["con", "prn", "aux", "nul"]
+    + [f"{port}{digit}" for port in ("com", "lpt") for digit in "123456789\u00b9\u00b2\u00b3"]
+)
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _component_problem(name: str) -> str | None:
+    if name.endswith((".", " ")):
+        return f"the name {name!r} ends with a {'dot' if name.endswith('.') else 'space'}"
+    # Windows maps "nul.txt" and "NUL .tar.gz" to the device too: only the part before the first
+    # dot counts, trailing spaces ignored.
+    if name.split(".", 1)[0].rstrip(" ").casefold() in _DEVICES:
+        return f"{name!r} is a reserved device name on Windows"
+    units = _utf16_units(name)
+    if units > MAX_COMPONENT_UNITS:
+        return f"a name is {units} UTF-16 code units long (at most {MAX_COMPONENT_UNITS})"
+    return None
+
+
+def _path_problem(path: str) -> str | None:
+    if "\\" in path:
+        return "contains a backslash (a directory separator on Windows)"
+    control = next((c for c in path if ord(c) < 0x20), None)
+    if control is not None:
+        return f"contains the control character U+{ord(control):04X}"
+    reserved = next((c for c in path if c in _RESERVED_CHARACTERS), None)
+    if reserved is not None:
+        return f"contains {reserved!r}, which Windows does not allow in names"
+    for name in path.split("/"):
+        problem = _component_problem(name)
+        if problem is not None:
+            return problem
+    return None
+
+
+def unportable_paths(paths: Iterable[str]) -> list[UnportablePath]:
+    """Every path of ``paths`` (POSIX, relative, one per file) that Windows cannot hold as is.
+
+    Each path is reported once, with its first problem; a clash under case folding names the
+    path it clashes with (the first one met, in the order given).
+    """
+    found: dict[str, UnportablePath] = {}
+    files: dict[str, str] = {}  # casefolded -> first spelling
+    directories: dict[str, str] = {}
+    for path in paths:
+        problem = _path_problem(path)
+        if problem is not None:
+            found.setdefault(path, UnportablePath(path, problem))
+            continue
+        folded = path.casefold()
+        other = files.setdefault(folded, path)
+        if other != path:
+            found.setdefault(path, UnportablePath(path, f"differs from {other!r} only in case"))
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            prefix = "/".join(parts[:depth])
+            seen = directories.setdefault(prefix.casefold(), prefix)
+            if seen != prefix:
+                found.setdefault(
+                    path, UnportablePath(path, f"its directory {prefix!r} differs from {seen!r} only in case")
+                )
+                break
+    for folded, path in files.items():
+        directory = directories.get(folded)
+        if directory is not None:
+            found.setdefault(path, UnportablePath(path, f"is a file where {directory!r} is a directory"))
+    return list(found.values())
