@@ -9,7 +9,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,23 @@ class EmulatorServer:
     def delete_chunk(self, digest: str, *, site_id: str | None = None) -> bool:
         """Remove a stored chunk, as if storage lost it. ``True`` when it existed."""
         return self.emu.chunks.delete(site_id or self.site_id, digest)
+
+    def stored_chunks(self, *, site_id: str | None = None) -> list[str]:
+        """The hashes of every chunk the site's storage holds, sorted."""
+        return self.emu.chunks.hashes(site_id or self.site_id)
+
+    def forget_chunks(self, digests: Iterable[str] | None = None, *, site_id: str | None = None) -> list[str]:
+        """Make storage lose chunk objects, as a real bucket can (lifecycle rule, operator, restore).
+
+        ``digests=None`` forgets every chunk of the site. Versions that reference a forgotten chunk
+        stay, and the next publish naming it answers 412 ``precondition_failed`` with
+        ``missingChunks``, as the real server does; ``/api/chunks/check`` reports it missing. This
+        is the hook for proving that a client-side "already stored" ledger cannot publish a version
+        with missing chunks. Returns the hashes that were actually removed, sorted.
+        """
+        site = site_id or self.site_id
+        wanted = self.emu.chunks.hashes(site) if digests is None else sorted(set(digests))
+        return [digest for digest in wanted if self.emu.chunks.delete(site, digest)]
 
     @property
     def storage_requests(self) -> list[StorageRecord]:

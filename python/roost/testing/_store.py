@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ChunkStore", "Store"]
+
+# A chunk name is a hash; anything else (a path, "..") must never reach unlink().
+_SAFE_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -210,7 +214,22 @@ class ChunkStore:
         except OSError:
             return None
 
+    def hashes(self, site_id: str) -> list[str]:
+        """Every stored object name under ``site_id`` (temporary files excluded), sorted."""
+        site_root = self.root / site_id
+        if not site_root.is_dir():
+            return []
+        found: list[str] = []
+        for prefix in os.scandir(site_root):
+            if prefix.is_dir():
+                found.extend(
+                    e.name for e in os.scandir(prefix.path) if e.is_file() and not e.name.startswith(".")
+                )
+        return sorted(found)
+
     def delete(self, site_id: str, digest: str) -> bool:
+        if not _SAFE_NAME.match(digest):
+            return False
         try:
             self.path(site_id, digest).unlink()
         except FileNotFoundError:
