@@ -33,6 +33,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "Ctx",
     "Handler",
+    "RouteTable",
     "api_route",
     "paginate",
     "with_pagination",
@@ -417,6 +418,8 @@ def with_pagination(body: dict[str, Any], token: str, *, camel: bool = True) -> 
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
+# A noun module's routes: ``(path, {method: handler})`` in match order.
+RouteTable = list[tuple[str, dict[str, Handler]]]
 
 
 def api_route(emu: Emulator, path: str, methods: dict[str, Handler]) -> Route:

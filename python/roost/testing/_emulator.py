@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._faults import Dice, Faults, Throttle
+from ._faults import Dice, Throttle
 from ._jsonutil import now_ms, sha256_hex
+from ._options import EmulatorOptions
 from ._presign import Presigner
 from ._store import ChunkStore, Store
 
@@ -23,7 +24,6 @@ __all__ = [
     "FULL_SCOPES",
     "AuthError",
     "Emulator",
-    "EmulatorConfig",
     "Principal",
     "StorageRecord",
 ]
@@ -57,18 +57,6 @@ _ADMIN_CAPS = frozenset(
     }
 )
 _MEMBER_CAPS = frozenset({"USER_SELF_PREFS", "USER_SELF_DELETE", "MACHINE_VIEW"})
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatorConfig:
-    data_dir: Path
-    site_id: str
-    upload_url_ttl_s: float = 3600.0
-    download_url_ttl_s: float = 900.0
-    faults: Faults = field(default_factory=Faults)
-    strict_webhook_urls: bool = False
-    webhook_retry_base_s: float = 5.0
-    webhook_max_attempts: int = 10
 
 
 @dataclass(slots=True)
@@ -160,12 +148,19 @@ def _raw_key(environment: str) -> str:
 class Emulator:
     """Everything the routes share. Methods are thread-safe (the store serialises)."""
 
-    def __init__(self, config: EmulatorConfig, base_url: str = "http://127.0.0.1") -> None:
-        self.config = config
-        self.faults = config.faults
-        self.store = Store(config.data_dir / "meta.sqlite3")
-        self.chunks = ChunkStore(config.data_dir / "chunks")
-        self.blobs = ChunkStore(config.data_dir / "blobs")
+    def __init__(
+        self,
+        options: EmulatorOptions,
+        data_dir: Path,
+        site_id: str,
+        base_url: str = "http://127.0.0.1",
+    ) -> None:
+        self.options = options
+        self.data_dir = data_dir
+        self.faults = options.faults
+        self.store = Store(data_dir / "meta.sqlite3")
+        self.chunks = ChunkStore(data_dir / "chunks")
+        self.blobs = ChunkStore(data_dir / "blobs")
         secret_text = self.store.meta_get("presign_secret")
         if secret_text is None:
             secret_text = secrets.token_hex(32)
@@ -177,7 +172,7 @@ class Emulator:
         self.storage_records: list[StorageRecord] = []
         self._records_lock = threading.Lock()
         self.api_calls = 0
-        self.site_id = config.site_id
+        self.site_id = site_id
         self.user_id = DEFAULT_USER_ID
         self.token = ""
         self.id_token = ""
@@ -188,12 +183,12 @@ class Emulator:
     @property
     def upload_ttl_s(self) -> float:
         override = self.faults.upload_url_ttl_s
-        return float(override) if override is not None else self.config.upload_url_ttl_s
+        return float(override) if override is not None else self.options.upload_url_ttl_s
 
     @property
     def download_ttl_s(self) -> float:
         override = self.faults.download_url_ttl_s
-        return float(override) if override is not None else self.config.download_url_ttl_s
+        return float(override) if override is not None else self.options.download_url_ttl_s
 
     def set_base_url(self, base_url: str) -> None:
         self.presigner.base_url = base_url.rstrip("/")
