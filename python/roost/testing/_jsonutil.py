@@ -30,12 +30,25 @@ def _reject_constant(name: str) -> Any:
     raise JsonError(f"invalid JSON constant {name}")
 
 
+_MAX_SAFE = 2**53
+
+
+def _js_int(text: str) -> int | float:
+    """An integer literal as ``JSON.parse`` reads it: exact while a double can hold it, else the
+    nearest double (``Infinity`` for a 4,000-digit one), so validators that require a finite or
+    safe integer answer 400 naming the field; int() of such text would raise or loop instead."""
+    if len(text.lstrip("-")) <= 15:
+        return int(text)
+    nearest = float(text)
+    return int(text) if abs(nearest) <= _MAX_SAFE else nearest
+
+
 def loads(text: str | bytes) -> Any:
     """``JSON.parse``: no NaN/Infinity; raises :class:`JsonError` on anything invalid."""
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_js_int)
     except (ValueError, RecursionError) as exc:
         raise JsonError(str(exc)) from None
 

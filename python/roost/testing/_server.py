@@ -245,6 +245,8 @@ def start_server(options: EmulatorOptions) -> EmulatorServer:
     else:
         root = Path(options.data_dir).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
+    # the data dir holds the token, the presign secret and every stored object: owner-only
+    root.chmod(0o700)
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
     # TCP, and without it every keep-alive response body waits ~40 ms for a delayed ACK.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote
 
+from roost import CHUNK_SIZE_BYTES
+
 from ._emulator import Emulator, StorageRecord
+from ._options import DEFAULT_STORAGE_SLACK
 from ._presign import EXPIRES_PARAM, SIGNATURE_PARAM
 from ._store import ChunkStore
 
@@ -92,7 +95,21 @@ class StorageApp:
             digest = ""
             path = emu.blobs.root / key
         if method == "PUT":
-            await self._put(receive, send, record, path, digest)
+            limit = put_limit(emu, is_chunk=chunk_match is not None)
+            declared = headers.get("content-length")
+            if declared is not None and (
+                not declared.isdigit() or len(declared) > 18 or int(declared) > limit
+            ):
+                await self._reply(
+                    send,
+                    record,
+                    413,
+                    _error_xml("EntityTooLarge", f"body exceeds {limit} bytes"),
+                    "too_large",
+                    headers=[(b"connection", b"close")],
+                )
+                return
+            await self._put(receive, send, record, path, digest, limit)
         else:
             await self._get(send, record, path, head=method == "HEAD")
 
@@ -134,7 +151,7 @@ class StorageApp:
         raise ConnectionAbortedError("storage_drop fault")
 
     async def _put(
-        self, receive: Receive, send: Send, record: StorageRecord, final: Path, digest: str
+        self, receive: Receive, send: Send, record: StorageRecord, final: Path, digest: str, limit: int
     ) -> None:
         emu = self.emu
         if emu.storage_dice.roll(emu.faults.storage_drop):
@@ -158,6 +175,18 @@ class StorageApp:
                     ChunkStore.discard_temp(fd, temp_path)
                     return
                 chunk = message.get("body", b"")
+                if record.bytes_received + len(chunk) > limit:
+                    # a chunked or lying body: refuse it as it streams, never buffer it whole
+                    ChunkStore.discard_temp(fd, temp_path)
+                    await self._reply(
+                        send,
+                        record,
+                        413,
+                        _error_xml("EntityTooLarge", f"body exceeds {limit} bytes"),
+                        "too_large",
+                        headers=[(b"connection", b"close")],
+                    )
+                    return
                 if chunk:
                     await emu.throttle.consume(len(chunk))
                     hasher.update(chunk)
@@ -222,6 +251,14 @@ class StorageApp:
                 await self.emu.throttle.consume(len(block))
                 await send({"type": "http.response.body", "body": block, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
+
+
+def put_limit(emu: Emulator, *, is_chunk: bool) -> int:
+    """The largest PUT body storage accepts: a chunk is at most ``CHUNK_SIZE_BYTES``; installer
+    binaries and other blobs get the configured blob limit."""
+    if is_chunk:
+        return CHUNK_SIZE_BYTES + DEFAULT_STORAGE_SLACK
+    return emu.options.max_blob_body_bytes
 
 
 def _open_temp(final: Path) -> tuple[int, str]:

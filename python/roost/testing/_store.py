@@ -44,6 +44,12 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The database holds the working token and the presign secret: owner-only, created so
+        # before SQLite opens it (its -wal and -shm files copy the main file's mode).
+        os.close(os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600))
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{path}{suffix}", 0o600)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -196,7 +202,20 @@ class ChunkStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.removed_temp_files = self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> int:
+        """Delete ``.part`` files a crash left behind (writes go to temp + rename, so a temp file
+        that exists at start-up belongs to no one). Returns how many were removed."""
+        removed = 0
+        for directory, _, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(".") and name.endswith(".part"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(directory, name))
+                        removed += 1
+        return removed
 
     def path(self, site_id: str, digest: str) -> Path:
         return self.root / site_id / digest[:2] / digest
