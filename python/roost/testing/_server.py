@@ -274,8 +274,13 @@ def start_server(options: EmulatorOptions) -> EmulatorServer:
             tempdir.cleanup()
         raise
     started = threading.Event()
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from ._storage_fast import front_protocol
+
     config = uvicorn.Config(
         build_app(emu, started),
+        http=front_protocol(emu, AutoHTTPProtocol),
         log_config=None,
         log_level="warning",
         access_log=False,
