@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -31,6 +32,8 @@ def _reject_constant(name: str) -> Any:
 
 
 _MAX_SAFE = 2**53
+# a number token of 16+ digits (after ``:``, ``,`` or ``[``); a false match only costs speed
+_LONG_NUMBER = re.compile(r"[:,\[]\s*-?\d{16}")
 
 
 def _js_int(text: str) -> int | float:
@@ -48,6 +51,9 @@ def loads(text: str | bytes) -> Any:
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
+        if _LONG_NUMBER.search(text) is None:
+            # the int hook costs a call per number; only a body with a long number needs it
+            return json.loads(text, parse_constant=_reject_constant)
         return json.loads(text, parse_constant=_reject_constant, parse_int=_js_int)
     except (ValueError, RecursionError) as exc:
         raise JsonError(str(exc)) from None
@@ -127,8 +133,35 @@ def _canonical(value: Any, out: list[str]) -> None:
         raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _c_encodable(value: Any) -> bool:
+    """True when the C encoder's output equals the canonical one: no floats (JavaScript formats
+    them differently) and no key with a character from U+E000 up (the only place code-point
+    order and UTF-16 order disagree). A 20,000-file manifest is checked in a few ms; the Python
+    encoder took over a second for it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str or (not key.isascii() and max(key) >= "\ue000"):
+                    return False
+                if type(child) in (dict, list, float):
+                    stack.append(child)
+        elif kind is list:
+            stack.extend(child for child in item if type(child) in (dict, list, float))
+        elif kind is float:
+            return False
+    return True
+
+
 def canonical_json(value: Any) -> str:
     """``JSON.stringify`` after recursively sorting object keys (UTF-16 order), as the server hashes."""
+    if _c_encodable(value):
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except TypeError:
+            pass  # something the C encoder refuses: the exact encoder below says what
     out: list[str] = []
     _canonical(value, out)
     return "".join(out)

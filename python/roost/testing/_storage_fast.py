@@ -50,7 +50,7 @@ def front_protocol(emu: Emulator, inner: type[asyncio.Protocol]) -> type[asyncio
     return type("StorageFrontProtocol", (_FrontProtocol,), {"emu": emu, "inner": inner})
 
 
-class _FrontProtocol(asyncio.Protocol):
+class _FrontProtocol(asyncio.BufferedProtocol):
     emu: ClassVar[Emulator]
     inner: ClassVar[type[asyncio.Protocol]]
 
@@ -70,6 +70,7 @@ class _FrontProtocol(asyncio.Protocol):
         self._keep_alive = True
         self._mode = ""  # "", "body", "drop", "discard"
         self._reply_after: Refusal | None = None
+        self._scratch = bytearray(_READ_BLOCK)
         self._writable = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._writable.set()
@@ -109,6 +110,21 @@ class _FrontProtocol(asyncio.Protocol):
             protocol.data_received(data)
 
     # -- reading ------------------------------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # a body is received straight into its own buffer: no copy between socket and hash
+        if self._mode == "body" and self._body is not None:
+            return memoryview(self._body)[self._filled :]
+        return memoryview(self._scratch)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._mode == "body":
+            assert self._record is not None
+            self._filled += nbytes
+            self._record.bytes_received = self._filled
+            self._throttle(nbytes)
+            return
+        self.data_received(bytes(self._scratch[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         if self._mode == "body":
@@ -225,14 +241,18 @@ class _FrontProtocol(asyncio.Protocol):
         assert body is not None
         assert self._record is not None
         room = len(body) - self._filled
-        piece = data[:room]
+        piece = data if len(data) <= room else data[:room]
         if piece:
             body[self._filled : self._filled + len(piece)] = piece
             self._filled += len(piece)
             self._record.bytes_received = self._filled
-            self._throttle(len(piece))
         if len(data) > room:
             self._buffer += data[room:]
+        self._throttle(len(piece))
+
+    def _body_done(self) -> None:
+        body = self._body
+        assert body is not None
         if self._filled < len(body):
             return
         self._mode = ""
@@ -254,15 +274,20 @@ class _FrontProtocol(asyncio.Protocol):
         self._respond(future.result())
 
     def _throttle(self, nbytes: int) -> None:
+        """Go on with the body once the shared link has carried these bytes."""
         wait = self.emu.throttle.reserve(nbytes)
         if wait > 0 and self._transport is not None:
-            # back-pressure: stop reading until the shared link has carried these bytes
+            # back-pressure: stop reading until then, as a slow link would
             self._transport.pause_reading()
-            self._loop.call_later(wait, self._resume)
+            self._loop.call_later(wait, self._after_throttle)
+            return
+        self._body_done()
 
-    def _resume(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
+    def _after_throttle(self) -> None:
+        if self._transport is None:
+            return
+        self._transport.resume_reading()
+        self._body_done()
 
     def _drop(self, nbytes: int) -> None:
         """storage_drop: take part of the body, then cut the connection without answering."""

@@ -123,10 +123,14 @@ class Store:
 
     def put_many(self, coll: str, docs: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Create or replace many ``(parent, id, data)`` documents; each moves to the top of its list."""
+        self.put_many_text(
+            coll, [(parent, doc_id, json.dumps(data, separators=(",", ":"))) for parent, doc_id, data in docs]
+        )
+
+    def put_many_text(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
+        """:meth:`put_many` for documents already serialised as JSON objects."""
         with self._lock:
-            rows = []
-            for parent, doc_id, data in docs:
-                rows.append((coll, parent, doc_id, self.next_seq(), json.dumps(data, separators=(",", ":"))))
+            rows = [(coll, parent, doc_id, self.next_seq(), text) for parent, doc_id, text in docs]
             self._conn.executemany(
                 "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (coll, parent, id) DO UPDATE SET data = excluded.data, seq = excluded.seq",
@@ -202,6 +206,7 @@ class ChunkStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_text = str(root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.removed_temp_files = self._remove_stale_temp_files()
 
@@ -222,9 +227,10 @@ class ChunkStore:
 
     def exists(self, site_id: str, digest: str) -> bool:
         """Present means stored with a non-zero length (the server HEADs the object)."""
+        # a plain string and os.stat: pathlib cost 30 us a call, 0.6 s for a 20,000-file publish
         try:
-            return self.path(site_id, digest).stat().st_size > 0
-        except OSError:
+            return os.stat(f"{self._root_text}/{site_id}/{digest[:2]}/{digest}").st_size > 0
+        except (OSError, ValueError):
             return False
 
     def size(self, site_id: str, digest: str) -> int | None:

@@ -132,6 +132,7 @@ async def chunk_mount(ctx: Ctx) -> Response:
     entry_id = f"mount_{source}_{target}"
     parent = f"{site_id}/{digest}"
     now = now_ms()
+    await emu.settle()
     existing = store.get("referrer", parent, entry_id) or {}
     existing.update(
         {
@@ -170,6 +171,7 @@ async def chunk_referrers(ctx: Ctx) -> Response:
     size = ctx.page_size(50, 200)
     ctx.auth_site(site_id, "read")
     ctx.kill_switch(site_id)
+    await emu.settle()
     rows = [(rid, {**doc, "_id": rid}) for rid, doc in store.docs("referrer", f"{site_id}/{digest}")]
     page, token = paginate(rows, ctx.page_token(), size)
     items = [

@@ -270,7 +270,11 @@ async def versions_publish(ctx: Ctx) -> Response:
         )
         apply_config()
         store.put("roost", site_id, roost_id, roost, new_seq=created_roost)
-        write_version_referrers(emu, site_id, roost_id, version_id, number, files, principal.uid, now)
+        # 20,000 referrer rows take longer than the rest of the publish: written after the
+        # answer, on the emulator's background writer; the referrer routes wait for it (settle).
+        emu.defer(
+            write_version_referrers, emu, site_id, roost_id, version_id, number, files, principal.uid, now
+        )
         event = {
             "roostId": roost_id,
             "versionId": version_id,
@@ -312,23 +316,18 @@ def write_version_referrers(
             paths.setdefault(chunk["hash"], set()).add(entry["path"])
             sizes[chunk["hash"]] = sizes.get(chunk["hash"], 0) + chunk["size"]
     entry_id = f"version_{roost_id}_{version_id}"
-    rows: list[tuple[str, str, dict[str, Any]]] = []
+    # One row per chunk, 20,000 for a large version: the JSON is built from a template because
+    # json.dumps per row was a third of the publish. Key order is that of the documents.
+    head = dumps({"source": "version", "roostId": roost_id, "versionId": version_id, "versionNumber": number})
+    tail = dumps({"createdAt": now, "createdBy": uid, "mountedAt": now})
+    rows: list[tuple[str, str, str]] = []
     for digest, used_by in paths.items():
         total = sizes[digest]
-        entry = {
-            "source": "version",
-            "roostId": roost_id,
-            "versionId": version_id,
-            "versionNumber": number,
-            "fileCount": len(used_by),
-            "pathCount": len(used_by),
-            "totalBytes": int(total) if float(total).is_integer() else total,
-            "createdAt": now,
-            "createdBy": uid,
-            "mountedAt": now,
-        }
-        rows.append((f"{site_id}/{digest}", entry_id, entry))
-    store.put_many("referrer", rows)
+        count = len(used_by)
+        total_text = str(total) if type(total) is int else dumps(int(total) if total.is_integer() else total)
+        text = f'{head[:-1]},"fileCount":{count},"pathCount":{count},"totalBytes":{total_text},{tail[1:]}'
+        rows.append((f"{site_id}/{digest}", entry_id, text))
+    store.put_many_text("referrer", rows)
 
 
 async def versions_list(ctx: Ctx) -> Response:
