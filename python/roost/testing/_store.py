@@ -127,8 +127,14 @@ class Store:
             coll, [(parent, doc_id, json.dumps(data, separators=(",", ":"))) for parent, doc_id, data in docs]
         )
 
-    def put_many_text(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
-        """:meth:`put_many` for documents already serialised as JSON objects."""
+    def put_many_text(self, coll: str, docs: list[tuple[str, str, str]], *, batch: int = 0) -> None:
+        """:meth:`put_many` for documents already serialised as JSON objects. With ``batch``, the
+        lock is let go between batches so that a background write does not stall requests."""
+        size = batch or max(1, len(docs))
+        for start in range(0, len(docs), size):
+            self._put_rows(coll, docs[start : start + size])
+
+    def _put_rows(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
         with self._lock:
             rows = [(coll, parent, doc_id, self.next_seq(), text) for parent, doc_id, text in docs]
             self._conn.executemany(

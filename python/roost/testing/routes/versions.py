@@ -182,7 +182,8 @@ async def versions_publish(ctx: Ctx) -> Response:
 
     event: dict[str, Any] | None = None
     with store.transaction():
-        store.put_text("version_body", parent, version_id, dumps(version))
+        # the canonical text is JSON of the same object: no second encoding of a large manifest
+        store.put_text("version_body", parent, version_id, canonical)
         roost = store.get("roost", site_id, roost_id)
         created_roost = roost is None
         roost = roost or {"roostId": roost_id}
@@ -327,7 +328,7 @@ def write_version_referrers(
         total_text = str(total) if type(total) is int else dumps(int(total) if total.is_integer() else total)
         text = f'{head[:-1]},"fileCount":{count},"pathCount":{count},"totalBytes":{total_text},{tail[1:]}'
         rows.append((f"{site_id}/{digest}", entry_id, text))
-    store.put_many_text("referrer", rows)
+    store.put_many_text("referrer", rows, batch=1000)
 
 
 async def versions_list(ctx: Ctx) -> Response:
