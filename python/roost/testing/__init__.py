@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._faults import FAULT_KNOBS, Faults, FaultSpecError
+from ._options import EmulatorOptions
 
 if TYPE_CHECKING:
     from ._server import EmulatorServer
 
 __all__ = [
     "FAULT_KNOBS",
+    "EmulatorOptions",
     "EmulatorServer",
     "FaultSpecError",
     "Faults",
@@ -31,78 +32,33 @@ __all__ = [
 
 
 @contextlib.asynccontextmanager
-async def serve(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    data_dir: str | Path | None = None,
-    token: str | None = None,
-    faults: Faults | str | None = None,
-    upload_url_ttl_s: float = 3600,
-    download_url_ttl_s: float = 900,
-    site_id: str | None = None,
-    strict_webhook_urls: bool = False,
-    webhook_retry_base_s: float = 5.0,
-) -> AsyncIterator[EmulatorServer]:
+async def serve(options: EmulatorOptions | None = None, /, **overrides: Any) -> AsyncIterator[EmulatorServer]:
     """Run the emulator for the duration of the ``async with`` block.
 
-    The server runs uvicorn on a real loopback socket in a background thread with its own event
-    loop, so it serves sync and async callers alike. ``data_dir=None`` keeps state in a temporary
-    directory that is removed afterwards; with a directory, state survives restarts.
+    Options are the fields of :class:`EmulatorOptions`, given as an object, as keyword arguments
+    (``serve(faults="api_5xx=0.1", data_dir=path)``), or both (keywords win). The server runs on
+    a real loopback socket in a background thread with its own event loop, so it serves sync and
+    async callers alike. ``data_dir=None`` keeps state in a temporary directory that is removed
+    afterwards; with a directory, state survives restarts.
     """
     import anyio.to_thread
 
-    server = await anyio.to_thread.run_sync(
-        lambda: start_server(
-            host=host,
-            port=port,
-            data_dir=data_dir,
-            token=token,
-            faults=faults,
-            upload_url_ttl_s=upload_url_ttl_s,
-            download_url_ttl_s=download_url_ttl_s,
-            site_id=site_id,
-            strict_webhook_urls=strict_webhook_urls,
-            webhook_retry_base_s=webhook_retry_base_s,
-        )
-    )
+    resolved = EmulatorOptions.build(options, **overrides)
+    server = await anyio.to_thread.run_sync(lambda: start_server(resolved))
     try:
         yield server
     finally:
         await anyio.to_thread.run_sync(server.stop)
 
 
-def start_server(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    data_dir: str | Path | None = None,
-    token: str | None = None,
-    faults: Faults | str | None = None,
-    upload_url_ttl_s: float = 3600,
-    download_url_ttl_s: float = 900,
-    site_id: str | None = None,
-    strict_webhook_urls: bool = False,
-    webhook_retry_base_s: float = 5.0,
-) -> EmulatorServer:
+def start_server(options: EmulatorOptions | None = None, /, **overrides: Any) -> EmulatorServer:
     """Start the emulator synchronously (same options as :func:`serve`).
 
     Returns once it accepts connections; call ``.stop()`` (or use it as a ``with`` block) after.
     """
     from ._server import start_server as _start
 
-    return _start(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        token=token,
-        faults=faults,
-        upload_url_ttl_s=upload_url_ttl_s,
-        download_url_ttl_s=download_url_ttl_s,
-        site_id=site_id,
-        strict_webhook_urls=strict_webhook_urls,
-        webhook_retry_base_s=webhook_retry_base_s,
-    )
+    return _start(EmulatorOptions.build(options, **overrides))
 
 
 def serve_forever(argv: list[str] | None = None, *, prog: str = "python -m roost.testing") -> int:

@@ -49,6 +49,7 @@ def serve_forever(argv: list[str] | None = None, *, prog: str = "python -m roost
     if args.token is not None and not args.token.startswith(("owk_test_", "owk_live_")):
         parser.error("--token must start with owk_test_ or owk_live_")
     try:
+        from ._options import EmulatorOptions
         from ._server import start_server
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         print(
@@ -58,12 +59,14 @@ def serve_forever(argv: list[str] | None = None, *, prog: str = "python -m roost
         return 2
     try:
         server = start_server(
-            host=args.host,
-            port=args.port,
-            data_dir=args.data,
-            token=args.token,
-            faults=faults,
-            site_id=args.site_id,
+            EmulatorOptions(
+                host=args.host,
+                port=args.port,
+                data_dir=args.data,
+                token=args.token,
+                faults=faults,
+                site_id=args.site_id,
+            )
         )
     except OSError as exc:
         print(f"could not start the emulator on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -33,6 +33,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "Ctx",
     "Handler",
+    "RouteTable",
     "api_route",
     "paginate",
     "with_pagination",
@@ -85,9 +86,32 @@ class Ctx:
         return self.request.headers.get(name)
 
     async def body(self) -> bytes:
+        """The request body, refused with 413 once it passes the limit (a chunked or lying
+        body is counted as it streams, so it never sits in memory whole)."""
         if self._body is None:
-            self._body = await self.request.body()
+            limit = self.emu.options.max_json_body_bytes
+            parts: list[bytes] = []
+            received = 0
+            async for part in self.request.stream():
+                received += len(part)
+                if received > limit:
+                    raise body_too_large(limit)
+                parts.append(part)
+            self._body = b"".join(parts)
         return self._body
+
+    def check_declared_length(self) -> None:
+        """Refuse a body whose ``Content-Length`` already says it is over the limit."""
+        declared = self.header("content-length")
+        if declared is None:
+            return
+        limit = self.emu.options.max_json_body_bytes
+        if not declared.isdigit() or len(declared) > 18:
+            if declared.isdigit():
+                raise body_too_large(limit)
+            raise validation("Content-Length is malformed", {"header.Content-Length": ["must be digits"]})
+        if int(declared) > limit:
+            raise body_too_large(limit)
 
     async def json_strict(self) -> Any:
         """``parseJsonBody``: an empty or invalid body is a 400."""
@@ -365,7 +389,8 @@ class Ctx:
             name, raw = "limit", params["limit"]
         else:
             return default
-        if not re.fullmatch(r"[0-9]+", raw or "") or not 1 <= int(raw) <= maximum:
+        # the length check comes first: int() of a 4,300-digit string raises instead of answering
+        if not re.fullmatch(r"[0-9]{1,9}", raw or "") or not 1 <= int(raw) <= maximum:
             raise validation(
                 f"{name} must be a positive integer",
                 {f"query.{name}": [f"must be a positive integer <= {maximum}"]},
@@ -417,6 +442,8 @@ def with_pagination(body: dict[str, Any], token: str, *, camel: bool = True) -> 
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
+# A noun module's routes: ``(path, {method: handler})`` in match order.
+RouteTable = list[tuple[str, dict[str, Handler]]]
 
 
 def api_route(emu: Emulator, path: str, methods: dict[str, Handler]) -> Route:
@@ -454,6 +481,7 @@ def api_route(emu: Emulator, path: str, methods: dict[str, Handler]) -> Route:
                 raise problem(
                     503, "service-unavailable", "service unavailable", "injected fault: service unavailable"
                 )
+            ctx.check_declared_length()
             response = await handler(ctx)
         except ApiError as error:
             response = error.render(ctx.request_id)
@@ -476,6 +504,17 @@ def api_route(emu: Emulator, path: str, methods: dict[str, Handler]) -> Route:
         return response
 
     return Route(path, endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+
+
+def body_too_large(limit: int) -> ApiError:
+    return problem(
+        413,
+        "payload-too-large",
+        "payload too large",
+        f"request body exceeds {limit} bytes",
+        errors={"body": [f"must be at most {limit} bytes"]},
+        limit=limit,
+    )
 
 
 def ok(body: Any, status: int = 200) -> Response:

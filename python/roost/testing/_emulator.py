@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._faults import Dice, Faults, Throttle
+from ._faults import Dice, Throttle
 from ._jsonutil import now_ms, sha256_hex
+from ._options import EmulatorOptions
 from ._presign import Presigner
 from ._store import ChunkStore, Store
 
@@ -23,7 +26,6 @@ __all__ = [
     "FULL_SCOPES",
     "AuthError",
     "Emulator",
-    "EmulatorConfig",
     "Principal",
     "StorageRecord",
 ]
@@ -57,18 +59,6 @@ _ADMIN_CAPS = frozenset(
     }
 )
 _MEMBER_CAPS = frozenset({"USER_SELF_PREFS", "USER_SELF_DELETE", "MACHINE_VIEW"})
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatorConfig:
-    data_dir: Path
-    site_id: str
-    upload_url_ttl_s: float = 3600.0
-    download_url_ttl_s: float = 900.0
-    faults: Faults = field(default_factory=Faults)
-    strict_webhook_urls: bool = False
-    webhook_retry_base_s: float = 5.0
-    webhook_max_attempts: int = 10
 
 
 @dataclass(slots=True)
@@ -160,12 +150,19 @@ def _raw_key(environment: str) -> str:
 class Emulator:
     """Everything the routes share. Methods are thread-safe (the store serialises)."""
 
-    def __init__(self, config: EmulatorConfig, base_url: str = "http://127.0.0.1") -> None:
-        self.config = config
-        self.faults = config.faults
-        self.store = Store(config.data_dir / "meta.sqlite3")
-        self.chunks = ChunkStore(config.data_dir / "chunks")
-        self.blobs = ChunkStore(config.data_dir / "blobs")
+    def __init__(
+        self,
+        options: EmulatorOptions,
+        data_dir: Path,
+        site_id: str,
+        base_url: str = "http://127.0.0.1",
+    ) -> None:
+        self.options = options
+        self.data_dir = data_dir
+        self.faults = options.faults
+        self.store = Store(data_dir / "meta.sqlite3")
+        self.chunks = ChunkStore(data_dir / "chunks")
+        self.blobs = ChunkStore(data_dir / "blobs")
         secret_text = self.store.meta_get("presign_secret")
         if secret_text is None:
             secret_text = secrets.token_hex(32)
@@ -177,10 +174,12 @@ class Emulator:
         self.storage_records: list[StorageRecord] = []
         self._records_lock = threading.Lock()
         self.api_calls = 0
-        self.site_id = config.site_id
+        self.site_id = site_id
         self.user_id = DEFAULT_USER_ID
         self.token = ""
         self.id_token = ""
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-emulator-writer")
+        self._deferred: list[Future[None]] = []
         self.webhook_kick: Any = None  # set by the dispatcher: callable() waking it up
 
     # -- TTLs ------------------------------------------------------------------------------
@@ -188,12 +187,12 @@ class Emulator:
     @property
     def upload_ttl_s(self) -> float:
         override = self.faults.upload_url_ttl_s
-        return float(override) if override is not None else self.config.upload_url_ttl_s
+        return float(override) if override is not None else self.options.upload_url_ttl_s
 
     @property
     def download_ttl_s(self) -> float:
         override = self.faults.download_url_ttl_s
-        return float(override) if override is not None else self.config.download_url_ttl_s
+        return float(override) if override is not None else self.options.download_url_ttl_s
 
     def set_base_url(self, base_url: str) -> None:
         self.presigner.base_url = base_url.rstrip("/")
@@ -509,7 +508,23 @@ class Emulator:
     def chunk_key(self, site_id: str, digest: str) -> str:
         return f"project-content/{site_id}/{digest[:2]}/{digest}"
 
+    # -- deferred writes ---------------------------------------------------------------------
+
+    def defer(self, work: Callable[..., None], *args: Any) -> None:
+        """Run ``work(*args)`` on the background writer, after the current answer."""
+        with self._records_lock:
+            self._deferred = [f for f in self._deferred if not f.done()]
+            self._deferred.append(self._writer.submit(work, *args))
+
+    async def settle(self) -> None:
+        """Wait until every deferred write is done (and raise what one raised)."""
+        with self._records_lock:
+            pending = list(self._deferred)
+        for future in pending:
+            await asyncio.wrap_future(future)
+
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self.store.close()
 
 

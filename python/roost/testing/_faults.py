@@ -140,13 +140,17 @@ class Throttle:
         self._next_free = 0.0
         self._lock = threading.Lock()
 
-    async def consume(self, nbytes: int) -> None:
+    def reserve(self, nbytes: int) -> float:
+        """Book ``nbytes`` on the shared timeline; returns the seconds to wait before going on."""
         if self.rate <= 0 or nbytes <= 0:
-            return
+            return 0.0
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next_free)
             self._next_free = start + nbytes / self.rate
-            wait = self._next_free - now
+            return self._next_free - now
+
+    async def consume(self, nbytes: int) -> None:
+        wait = self.reserve(nbytes)
         if wait > 0:
             await asyncio.sleep(wait)

@@ -79,7 +79,8 @@ def resolve_version(
             raise _not_found(f"version {ref} not found on roost {roost_id}", instance)
         return doc
     rest = ref[1:] if ref[0] in "#vV" else ref
-    if rest.isascii() and rest.isdigit() and str(int(rest)) == rest and int(rest) > 0:
+    # the length bound comes before int(): a 4,300-digit ref would raise instead of answering 400
+    if rest.isascii() and rest.isdigit() and len(rest) <= 15 and str(int(rest)) == rest and int(rest) > 0:
         number = int(rest)
         doc = _by_number(store, parent, number)
         if doc is None:

@@ -9,20 +9,20 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
-from ._emulator import DEFAULT_SITE_ID, Emulator, EmulatorConfig, StorageRecord
+from ._emulator import DEFAULT_SITE_ID, Emulator, StorageRecord
 from ._faults import Faults
 from ._jsonutil import sha256_hex
-from ._routes_deploy import deploy_routes
-from ._routes_fleet import fleet_routes
+from ._options import EmulatorOptions
 from ._storage import STORAGE_PREFIX, StorageApp
-from ._webhooks import Dispatcher, webhook_routes
+from ._webhooks import Dispatcher
+from .routes import api_routes
 
 __all__ = ["EmulatorServer", "build_app", "start_server"]
 
@@ -48,7 +48,7 @@ def build_app(emu: Emulator, started: threading.Event | None = None) -> Any:
                 await task
 
     api = Starlette(
-        routes=[*deploy_routes(emu), *webhook_routes(emu), *fleet_routes(emu)],
+        routes=api_routes(emu),
         lifespan=lifespan,
     )
     storage = StorageApp(emu)
@@ -102,7 +102,7 @@ class EmulatorServer:
 
     @property
     def data_dir(self) -> Path:
-        return self.emu.config.data_dir
+        return self.emu.data_dir
 
     @property
     def faults(self) -> Faults:
@@ -181,6 +181,23 @@ class EmulatorServer:
         """Remove a stored chunk, as if storage lost it. ``True`` when it existed."""
         return self.emu.chunks.delete(site_id or self.site_id, digest)
 
+    def stored_chunks(self, *, site_id: str | None = None) -> list[str]:
+        """The hashes of every chunk the site's storage holds, sorted."""
+        return self.emu.chunks.hashes(site_id or self.site_id)
+
+    def forget_chunks(self, digests: Iterable[str] | None = None, *, site_id: str | None = None) -> list[str]:
+        """Make storage lose chunk objects, as a real bucket can (lifecycle rule, operator, restore).
+
+        ``digests=None`` forgets every chunk of the site. Versions that reference a forgotten chunk
+        stay, and the next publish naming it answers 412 ``precondition_failed`` with
+        ``missingChunks``, as the real server does; ``/api/chunks/check`` reports it missing. This
+        is the hook for proving that a client-side "already stored" ledger cannot publish a version
+        with missing chunks. Returns the hashes that were actually removed, sorted.
+        """
+        site = site_id or self.site_id
+        wanted = self.emu.chunks.hashes(site) if digests is None else sorted(set(digests))
+        return [digest for digest in wanted if self.emu.chunks.delete(site, digest)]
+
     @property
     def storage_requests(self) -> list[StorageRecord]:
         """Every request that reached ``/storage/`` (method, path, lower-cased headers, outcome)."""
@@ -218,29 +235,18 @@ class EmulatorServer:
         return f"EmulatorServer(url={self.url!r}, site_id={self.site_id!r})"
 
 
-def start_server(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    data_dir: str | Path | None = None,
-    token: str | None = None,
-    faults: Faults | str | None = None,
-    upload_url_ttl_s: float = 3600,
-    download_url_ttl_s: float = 900,
-    site_id: str | None = None,
-    strict_webhook_urls: bool = False,
-    webhook_retry_base_s: float = 5.0,
-    startup_timeout_s: float = 20.0,
-) -> EmulatorServer:
+def start_server(options: EmulatorOptions) -> EmulatorServer:
     """Start the emulator on a background thread and return once it accepts connections."""
-    parsed_faults = Faults.coerce(faults)
+    host, port, startup_timeout_s = options.host, options.port, options.startup_timeout_s
     tempdir: tempfile.TemporaryDirectory[str] | None = None
-    if data_dir is None:
+    if options.data_dir is None:
         tempdir = tempfile.TemporaryDirectory(prefix="roost-emulator-")
         root = Path(tempdir.name)
     else:
-        root = Path(data_dir).expanduser().resolve()
+        root = Path(options.data_dir).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
+    # the data dir holds the token, the presign secret and every stored object: owner-only
+    root.chmod(0o700)
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
     # TCP, and without it every keep-alive response body waits ~40 ms for a delayed ACK.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -260,25 +266,21 @@ def start_server(
         url_host = "127.0.0.1"
     url = f"http://{url_host}:{bound_port}"
     try:
-        emu = _make_emulator(
-            root,
-            url,
-            site_id=site_id,
-            faults=parsed_faults,
-            upload_url_ttl_s=upload_url_ttl_s,
-            download_url_ttl_s=download_url_ttl_s,
-            strict_webhook_urls=strict_webhook_urls,
-            webhook_retry_base_s=webhook_retry_base_s,
-        )
-        emu.bootstrap(token)
+        emu = _make_emulator(root, url, options)
+        emu.bootstrap(options.token)
     except BaseException:
         sock.close()
         if tempdir is not None:
             tempdir.cleanup()
         raise
     started = threading.Event()
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from ._storage_fast import front_protocol
+
     config = uvicorn.Config(
         build_app(emu, started),
+        http=front_protocol(emu, AutoHTTPProtocol),
         log_config=None,
         log_level="warning",
         access_log=False,
@@ -315,20 +317,10 @@ def start_server(
     return EmulatorServer(emu, server, thread, url, tempdir)
 
 
-def _make_emulator(
-    root: Path,
-    url: str,
-    *,
-    site_id: str | None,
-    faults: Faults,
-    upload_url_ttl_s: float,
-    download_url_ttl_s: float,
-    strict_webhook_urls: bool,
-    webhook_retry_base_s: float,
-) -> Emulator:
+def _make_emulator(root: Path, url: str, options: EmulatorOptions) -> Emulator:
     stored_site: str | None = None
     meta_path = root / "meta.sqlite3"
-    if site_id is None and meta_path.exists():
+    if options.site_id is None and meta_path.exists():
         from ._store import Store
 
         probe = Store(meta_path)
@@ -336,24 +328,15 @@ def _make_emulator(
             stored_site = probe.meta_get("site_id")
         finally:
             probe.close()
-    resolved_site = site_id or stored_site or DEFAULT_SITE_ID
-    config = EmulatorConfig(
-        data_dir=root,
-        site_id=resolved_site,
-        upload_url_ttl_s=upload_url_ttl_s,
-        download_url_ttl_s=download_url_ttl_s,
-        faults=faults,
-        strict_webhook_urls=strict_webhook_urls,
-        webhook_retry_base_s=webhook_retry_base_s,
-    )
-    emu = Emulator(config, url)
+    resolved_site = options.site_id or stored_site or DEFAULT_SITE_ID
+    emu = Emulator(options, root, resolved_site, url)
     emu.store.meta_set("site_id", resolved_site)
     return emu
 
 
 @contextlib.contextmanager
-def running(**kwargs: Any) -> Iterator[EmulatorServer]:
-    server = start_server(**kwargs)
+def running(**overrides: Any) -> Iterator[EmulatorServer]:
+    server = start_server(EmulatorOptions.build(**overrides))
     try:
         yield server
     finally:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ChunkStore", "Store"]
+
+# A chunk name is a hash; anything else (a path, "..") must never reach unlink().
+_SAFE_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -40,6 +44,12 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The database holds the working token and the presign secret: owner-only, created so
+        # before SQLite opens it (its -wal and -shm files copy the main file's mode).
+        os.close(os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600))
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{path}{suffix}", 0o600)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -113,10 +123,20 @@ class Store:
 
     def put_many(self, coll: str, docs: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Create or replace many ``(parent, id, data)`` documents; each moves to the top of its list."""
+        self.put_many_text(
+            coll, [(parent, doc_id, json.dumps(data, separators=(",", ":"))) for parent, doc_id, data in docs]
+        )
+
+    def put_many_text(self, coll: str, docs: list[tuple[str, str, str]], *, batch: int = 0) -> None:
+        """:meth:`put_many` for documents already serialised as JSON objects. With ``batch``, the
+        lock is let go between batches so that a background write does not stall requests."""
+        size = batch or max(1, len(docs))
+        for start in range(0, len(docs), size):
+            self._put_rows(coll, docs[start : start + size])
+
+    def _put_rows(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
         with self._lock:
-            rows = []
-            for parent, doc_id, data in docs:
-                rows.append((coll, parent, doc_id, self.next_seq(), json.dumps(data, separators=(",", ":"))))
+            rows = [(coll, parent, doc_id, self.next_seq(), text) for parent, doc_id, text in docs]
             self._conn.executemany(
                 "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (coll, parent, id) DO UPDATE SET data = excluded.data, seq = excluded.seq",
@@ -192,16 +212,31 @@ class ChunkStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        self._root_text = str(root)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.removed_temp_files = self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> int:
+        """Delete ``.part`` files a crash left behind (writes go to temp + rename, so a temp file
+        that exists at start-up belongs to no one). Returns how many were removed."""
+        removed = 0
+        for directory, _, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(".") and name.endswith(".part"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(directory, name))
+                        removed += 1
+        return removed
 
     def path(self, site_id: str, digest: str) -> Path:
         return self.root / site_id / digest[:2] / digest
 
     def exists(self, site_id: str, digest: str) -> bool:
         """Present means stored with a non-zero length (the server HEADs the object)."""
+        # a plain string and os.stat: pathlib cost 30 us a call, 0.6 s for a 20,000-file publish
         try:
-            return self.path(site_id, digest).stat().st_size > 0
-        except OSError:
+            return os.stat(f"{self._root_text}/{site_id}/{digest[:2]}/{digest}").st_size > 0
+        except (OSError, ValueError):
             return False
 
     def size(self, site_id: str, digest: str) -> int | None:
@@ -210,7 +245,22 @@ class ChunkStore:
         except OSError:
             return None
 
+    def hashes(self, site_id: str) -> list[str]:
+        """Every stored object name under ``site_id`` (temporary files excluded), sorted."""
+        site_root = self.root / site_id
+        if not site_root.is_dir():
+            return []
+        found: list[str] = []
+        for prefix in os.scandir(site_root):
+            if prefix.is_dir():
+                found.extend(
+                    e.name for e in os.scandir(prefix.path) if e.is_file() and not e.name.startswith(".")
+                )
+        return sorted(found)
+
     def delete(self, site_id: str, digest: str) -> bool:
+        if not _SAFE_NAME.match(digest):
+            return False
         try:
             self.path(site_id, digest).unlink()
         except FileNotFoundError:

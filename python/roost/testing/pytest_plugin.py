@@ -38,7 +38,7 @@ def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def roost_server(request: pytest.FixtureRequest) -> Iterator[EmulatorServer]:
     """A running emulator with fresh state for one test (``.url``, ``.token``, ``.site_id``)."""
-    from ._server import start_server
+    from . import start_server
 
     server = start_server(**_options(request))
     try:
@@ -50,7 +50,7 @@ def roost_server(request: pytest.FixtureRequest) -> Iterator[EmulatorServer]:
 @pytest.fixture(scope="session")
 def roost_server_session() -> Iterator[EmulatorServer]:
     """One emulator shared by the whole session (faster; state accumulates)."""
-    from ._server import start_server
+    from . import start_server
 
     server = start_server()
     try:

@@ -1,0 +1,263 @@
+"""Measure the emulator alone: its storage plane, and the check + publish of a 20,000-file version.
+
+    .venv/bin/python scripts/bench_emulator.py [--small 20000] [--large 600] [--procs 2] [--conns 8]
+
+The emulator runs in its own process (``python -m roost.testing``) with its data on /dev/shm when
+it exists, so the figures are the server's, not the disk's. The load generator is lean: worker
+processes, each with a few keep-alive raw sockets, one request in flight per socket (no
+pipelining), every body precomputed. Targets (issue 15): >= 3,000 small PUT/s and >= 1 GB/s of
+4 MiB PUTs while every body's SHA-256 is verified; check + publish of 20,000 files well under 0.3 s
+for the publish. Prints one line per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+CHUNK = 4 * 1024 * 1024
+MEDIA_TYPE = "application/vnd.owlette.version.v1+json"
+
+
+@dataclass(frozen=True)
+class Emulator:
+    url: str
+    token: str
+    site_id: str
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Roost-Version": "2026-04-22"}
+
+
+@contextmanager
+def emulator() -> Iterator[Emulator]:
+    parent = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="roost-bench-emu-", dir=parent) as data:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "roost.testing", "--port", "0", "--data", data],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            fields: dict[str, str] = {}
+            for line in process.stdout:
+                match = re.match(r"\s+(base URL|site id|token)\s*:\s*(\S+)", line)
+                if match:
+                    fields[match.group(1)] = match.group(2)
+                if len(fields) == 3:
+                    break
+            yield Emulator(fields["base URL"], fields["token"], fields["site id"])
+        finally:
+            process.terminate()
+            process.communicate(timeout=20)
+
+
+def upload_urls(emu: Emulator, hashes: list[str]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    with httpx.Client(base_url=emu.url, headers=emu.headers(), timeout=120) as client:
+        for start in range(0, len(hashes), 1000):
+            body = {"siteId": emu.site_id, "hashes": hashes[start : start + 1000]}
+            response = client.post("/api/chunks/upload-urls", json=body)
+            response.raise_for_status()
+            urls.update(response.json()["urls"])
+    return urls
+
+
+def _head(url: str, length: int) -> bytes:
+    parts = urlsplit(url)
+    return (
+        f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _send(sock: socket.socket, url: str, body: bytes) -> None:
+    # head and body go out as they are: joining them would copy every 4 MiB body once more
+    if len(body) < 65536:
+        sock.sendall(_head(url, len(body)) + body)
+    else:
+        sock.sendall(_head(url, len(body)))
+        sock.sendall(body)
+
+
+def _worker(
+    url: str,
+    conns: int,
+    jobs: list[tuple[str, bytes]],
+    barrier: multiprocessing.synchronize.Barrier,
+    results: multiprocessing.queues.SimpleQueue[int],
+) -> None:
+    """Send every (url, body) PUT over ``conns`` keep-alive sockets; reports the count of 200s."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    selector = selectors.DefaultSelector()
+    pending = list(reversed(jobs))
+    ok = 0
+    sockets = []
+    for _ in range(min(conns, len(jobs))):
+        sock = socket.create_connection((host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sockets.append(sock)
+    barrier.wait()
+    state: dict[socket.socket, bytearray] = {}
+    for sock in sockets:
+        if pending:
+            target, body = pending.pop()
+            _send(sock, target, body)
+            state[sock] = bytearray()
+            selector.register(sock, selectors.EVENT_READ)
+    while state:
+        for key, _ in selector.select():
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            sock = ready
+            data = sock.recv(65536)
+            if not data:
+                raise RuntimeError("server closed a connection")
+            buffer = state[sock]
+            buffer += data
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                continue
+            match = re.search(rb"content-length: *(\d+)", bytes(buffer[:end]), re.I)
+            length = int(match.group(1)) if match else 0
+            if len(buffer) < end + 4 + length:
+                continue
+            if buffer.startswith(b"HTTP/1.1 200"):
+                ok += 1
+            if pending:
+                target, body = pending.pop()
+                state[sock] = bytearray()
+                _send(sock, target, body)
+            else:
+                selector.unregister(sock)
+                del state[sock]
+    for sock in sockets:
+        sock.close()
+    results.put(ok)
+
+
+def put_all(emu: Emulator, jobs: list[tuple[str, bytes]], procs: int, conns: int) -> tuple[float, int]:
+    """Seconds to PUT every job with ``procs`` client processes, and how many answered 200."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(procs + 1, timeout=120)
+    results: multiprocessing.queues.SimpleQueue[int] = ctx.SimpleQueue()
+    workers = [
+        ctx.Process(target=_worker, args=(emu.url, conns, jobs[i::procs], barrier, results), daemon=True)
+        for i in range(procs)
+    ]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join(timeout=300)
+    elapsed = time.perf_counter() - started
+    counts = [results.get() for worker in workers if worker.exitcode == 0]
+    return elapsed, sum(counts)
+
+
+def bench_small(emu: Emulator, count: int, procs: int, conns: int) -> list[tuple[str, bytes]]:
+    bodies = [os.urandom(1024) for _ in range(count)]
+    hashes = [hashlib.sha256(b).hexdigest() for b in bodies]
+    urls = upload_urls(emu, hashes)
+    jobs = [(urls[h], b) for h, b in zip(hashes, bodies, strict=True)]
+    elapsed, ok = put_all(emu, jobs, procs, conns)
+    print(f"storage small PUTs (1 KiB): {count / elapsed:,.0f} PUT/s ({count} in {elapsed:.2f} s, {ok} ok)")
+    return jobs
+
+
+def bench_large(emu: Emulator, count: int, procs: int, conns: int) -> None:
+    distinct = max(procs * conns, 8)
+    bodies = [os.urandom(CHUNK) for _ in range(distinct)]
+    hashes = [hashlib.sha256(b).hexdigest() for b in bodies]
+    urls = upload_urls(emu, hashes)
+    jobs = [(urls[hashes[i % distinct]], bodies[i % distinct]) for i in range(count)]
+    elapsed, ok = put_all(emu, jobs, procs, min(conns, 4))
+    rate = count * CHUNK / elapsed / 1e9
+    print(f"storage 4 MiB PUTs: {rate:.2f} GB/s ({count} in {elapsed:.2f} s, {ok} ok)")
+
+
+def bench_publish(emu: Emulator, jobs: list[tuple[str, bytes]]) -> None:
+    files = []
+    hashes = []
+    for index, (_, body) in enumerate(jobs[:20_000]):
+        digest = hashlib.sha256(body).hexdigest()
+        hashes.append(digest)
+        files.append(
+            {
+                "path": f"dir{index // 500:03d}/file{index:05d}.bin",
+                "size": len(body),
+                "chunks": [{"hash": digest, "size": len(body)}],
+            }
+        )
+    config = {"producer": "bench", "createdAt": "2026-04-22T15:30:00.000Z"}
+    version: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE,
+        "config": config,
+        "files": files,
+    }
+    with httpx.Client(base_url=emu.url, headers=emu.headers(), timeout=120) as client:
+        started = time.perf_counter()
+        for start in range(0, len(hashes), 900):
+            response = client.post(
+                "/api/chunks/check", json={"siteId": emu.site_id, "hashes": hashes[start : start + 900]}
+            )
+            response.raise_for_status()
+            assert response.json()["missing"] == []
+        check = time.perf_counter() - started
+        text = json.dumps({"siteId": emu.site_id, "version": version})
+        started = time.perf_counter()
+        response = client.post(
+            "/api/roosts/bench-roost-01/versions", content=text, headers={"Content-Type": "application/json"}
+        )
+        publish = time.perf_counter() - started
+        response.raise_for_status()
+        config["createdAt"] = "2026-04-23T15:30:00.000Z"
+        text = json.dumps({"siteId": emu.site_id, "version": version})
+        started = time.perf_counter()
+        client.post(
+            "/api/roosts/bench-roost-01/versions", content=text, headers={"Content-Type": "application/json"}
+        ).raise_for_status()
+        second = time.perf_counter() - started
+    print(f"check of {len(hashes)} hashes ({(len(hashes) + 899) // 900} calls): {check:.3f} s")
+    print(f"publish of a {len(files)}-file version: {publish:.3f} s (a second version: {second:.3f} s)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--large", type=int, default=600)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--conns", type=int, default=8)
+    args = parser.parse_args()
+    print(f"cpus: {os.cpu_count()}, client processes: {args.procs} x {args.conns} connections")
+    with emulator() as emu:
+        jobs = bench_small(emu, args.small, args.procs, args.conns)
+        bench_large(emu, args.large, args.procs, args.conns)
+        bench_publish(emu, jobs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
