@@ -18,7 +18,9 @@ def blocking_types(client: roost.sync.Roost) -> None:
     rows: Iterator[RoostSummary] = client.roosts.list(site_id="site-1")
     page: tuple[list[RoostSummary], str] = client.roosts.list_page(site_id="site-1")
     result: PushResult = client.roosts.push("build", "rst_abcdefgh", PushOptions(site_id="site-1"))
-    handle: roost.sync.PushHandle = client.roosts.start_push("build", "rst_abcdefgh", PushOptions(site_id="s"))
+    handle: roost.sync.PushHandle = client.roosts.start_push(
+        "build", "rst_abcdefgh", PushOptions(site_id="s")
+    )
     latest: PushProgressEvent | None = handle.latest
     final: PushResult = handle.result(timeout=1.0)
     deltas: Iterator[str] = client.chat.send("conv", "hi")

@@ -124,6 +124,11 @@ def _names(expression: str) -> Iterator[str]:
             yield node.id
 
 
+def _text(annotation: object) -> str:
+    """An annotation as source text (the resources' are strings already, being postponed)."""
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
 def _blocking_return(annotation: str, twins: dict[str, str]) -> str:
     tree = ast.parse(annotation, mode="eval").body
     if (
@@ -152,7 +157,7 @@ def _signature(func: Callable[..., Any], twins: dict[str, str], imports: _Import
         prefix = _STARS.get(parameter.kind, "")
         text = f"{prefix}{parameter.name}"
         if parameter.annotation is not inspect.Parameter.empty:
-            annotation = str(parameter.annotation)
+            annotation = _text(parameter.annotation)
             for name in _names(annotation):
                 imports.need(name, namespace)
             text += f": {annotation}"
@@ -160,10 +165,12 @@ def _signature(func: Callable[..., Any], twins: dict[str, str], imports: _Import
             text += " = ..."
         params.append(text)
         previous = parameter.kind
+    if previous is inspect.Parameter.POSITIONAL_ONLY:
+        params.append("/")
     returned = signature.return_annotation
     if returned is inspect.Signature.empty:
         raise LookupError(f"stubgen: {func.__qualname__} has no return annotation")
-    blocking = _blocking_return(str(returned), twins)
+    blocking = _blocking_return(_text(returned), twins)
     for name in _names(blocking):
         if name != "Iterator" and name not in twins.values():
             imports.need(name, namespace)
