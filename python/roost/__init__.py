@@ -45,7 +45,7 @@ from .resources.account import (
     ApiVersionResponse,
     WhoamiResponse,
 )
-from .resources.chat import Chat, ConversationSummary
+from .resources.chat import Chat, ConversationSummary, CortexStreamError
 from .resources.chunks import Chunks
 from .resources.deployments import Deployments
 from .resources.installer import Installer, InstallerVersion
@@ -130,6 +130,7 @@ __all__ = [
     "ConflictError",
     "ControlVerb",
     "ConversationSummary",
+    "CortexStreamError",
     "DeployOptions",
     "DeployResult",
     "Deployments",

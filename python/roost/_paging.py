@@ -19,15 +19,6 @@ def read_token(data: Mapping[str, Any], keys: Iterable[str] = TOKEN_KEYS) -> str
     return ""
 
 
-def read_rows(data: Mapping[str, Any], *keys: str) -> list[Any]:
-    """The first present list among ``keys`` (e.g. ``rollouts`` then ``items``)."""
-    for key in keys:
-        value = data.get(key)
-        if isinstance(value, list):
-            return value
-    return []
-
-
 async def follow_pages(
     fetch_page: Callable[[str | None], Awaitable[tuple[list[T], str]]],
     first_token: str | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from types import TracebackType
 
@@ -25,20 +26,44 @@ from .resources.users import Users
 from .resources.versions import Versions
 from .resources.webhooks import Webhooks
 
-__all__ = ["Roost"]
+__all__ = ["API_URL_ENV", "TOKEN_ENV", "Roost", "resolve_credentials"]
+
+TOKEN_ENV = "OWLETTE_TOKEN"
+API_URL_ENV = "OWLETTE_API_URL"
+
+
+def resolve_credentials(token: str | None, api_url: str | None) -> tuple[str, str]:
+    """The token and API URL to use: arguments win, then the environment, then the public host.
+
+    Shared by :class:`Roost` and ``roost.sync.Roost`` so both read the environment the same way.
+    A missing token is refused here, before any connection or request exists, because the
+    alternative is a 401 from the server that does not say which setting was missing.
+    """
+    if token is None:
+        token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if token is None:
+        raise ValueError(
+            f"Roost: no API token: pass token=... or set the {TOKEN_ENV} environment variable "
+            "(an owk_live_* or owk_test_* key)"
+        )
+    if api_url is None:
+        api_url = os.environ.get(API_URL_ENV, "").strip() or DEFAULT_API_URL
+    return token, api_url
 
 
 class Roost:
     """The Owlette API client. Use it as ``async with Roost(token=...) as client:``.
 
+    ``token`` and ``api_url`` default to the ``OWLETTE_TOKEN`` and ``OWLETTE_API_URL`` environment
+    variables (then to the public host); without a token from either, ``ValueError``.
     Resources are created lazily on first access and share one ``httpx.AsyncClient``.
     """
 
     def __init__(
         self,
         *,
-        token: str,
-        api_url: str = DEFAULT_API_URL,
+        token: str | None = None,
+        api_url: str | None = None,
         environment: Environment | None = None,
         roost_version: str = DEFAULT_ROOST_VERSION,
         retry: RetryPolicy | None = None,
@@ -46,6 +71,7 @@ class Roost:
         timeout: float | httpx.Timeout = 30.0,
         sleep: Sleep | None = None,
     ) -> None:
+        token, api_url = resolve_credentials(token, api_url)
         self._client = RoostClient(
             token=token,
             api_url=api_url,

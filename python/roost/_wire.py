@@ -37,13 +37,18 @@ class MalformedResponseError(ValueError):
 
 
 def api_path(*segments: str | int) -> str:
-    """Join path segments, percent-encoding each one (so ``"#3"`` is sent as ``%233``)."""
+    """Join path segments, percent-encoding each one (so ``"#3"`` is sent as ``%233``).
+
+    ``.`` and ``..`` are encoded too (``%2E``, ``%2E%2E``): ``quote`` leaves dots alone, and a
+    bare dot segment is removed by URL normalisation (httpx's included), so
+    ``versions.get(rid, "..")`` would otherwise reach another route.
+    """
     parts: list[str] = []
     for segment in segments:
         text = str(segment)
         if text == "":
             raise ValueError("empty path segment")
-        parts.append(quote(text, safe=""))
+        parts.append("%2E" * len(text) if text in (".", "..") else quote(text, safe=""))
     return "/" + "/".join(parts)
 
 

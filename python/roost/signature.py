@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -38,6 +37,14 @@ VerifyReason = Literal[
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
+# Bounds on what the parser looks at, so a hostile header costs little and cannot raise. A real
+# header is ``t=<10 digits>,v1=<64 hex>`` plus a few more ``v1`` entries during a rotation.
+MAX_HEADER_CHARS = 4096
+MAX_HEADER_PARTS = 32
+#: The largest ``t`` accepted (about the year 318,000); it keeps every later computation exact.
+MAX_TIMESTAMP_SECONDS = 10**13 - 1
+_MAX_TIMESTAMP_CHARS = 24  # leading zeros are tolerated, up to this many characters
+
 
 @dataclass(slots=True)
 class VerifySignatureResult:
@@ -50,6 +57,22 @@ class VerifySignatureResult:
 
 def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+def _safe_digest(timestamp: int, body: object, secret: object) -> bytes | None:
+    """The expected digest, or ``None`` when the body or secret cannot be signed at all.
+
+    A non-string secret, a body of another type, or text with lone surrogates (not encodable as
+    UTF-8) can never match a signature, so they read as ``bad_signature`` instead of raising.
+    """
+    if not isinstance(secret, str) or not secret:
+        return None
+    if not isinstance(body, (bytes, bytearray, memoryview, str)):
+        return None
+    try:
+        return _digest(timestamp, _as_bytes(body), secret)
+    except UnicodeEncodeError:
+        return None
 
 
 def _digest(timestamp: int, body: bytes, secret: str) -> bytes:
@@ -65,19 +88,25 @@ def sign_body(
     if not isinstance(secret, str) or not secret:
         raise ValueError("sign_body: secret must be a non-empty string")
     timestamp = int(time.time()) if timestamp_seconds is None else int(timestamp_seconds)
-    if timestamp <= 0:
-        raise ValueError(f"sign_body: timestamp_seconds must be positive, got {timestamp}")
+    if not 0 < timestamp <= MAX_TIMESTAMP_SECONDS:
+        raise ValueError(
+            f"sign_body: timestamp_seconds must be within 1..{MAX_TIMESTAMP_SECONDS}, got {timestamp}"
+        )
     return f"t={timestamp},v1={_digest(timestamp, _as_bytes(body), secret).hex()}"
 
 
 def _parse_timestamp(value: str) -> int | None:
+    """A positive decimal ``t``, or ``None``; bounded before ``int()`` so it can never raise.
+
+    ``int()`` refuses more than 4,300 digits (``ValueError``) and a huge value overflows the float
+    arithmetic of the tolerance check, so the text is limited first.
+    """
     text = value.strip()
-    if not text or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
+    digits = text[1:] if text[:1] == "+" else text
+    if not digits or len(digits) > _MAX_TIMESTAMP_CHARS or not (digits.isascii() and digits.isdigit()):
         return None
-    if not text.isascii():
-        return None
-    parsed = int(text)
-    return parsed if parsed > 0 else None
+    parsed = int(digits)
+    return parsed if 0 < parsed <= MAX_TIMESTAMP_SECONDS else None
 
 
 def verify_signature(
@@ -91,17 +120,21 @@ def verify_signature(
     """Check a ``Roost-Signature`` header against the raw body. Never raises on bad input.
 
     Reasons, in the order they are decided: ``missing_header`` (absent or blank);
-    ``malformed_header`` (a part without ``key=value``, a ``t`` that is not a positive integer, a
-    ``v1`` that is not 64 hex digits); ``missing_timestamp``; ``missing_v1``;
+    ``malformed_header`` (a part without ``key=value``, a ``t`` that is not a positive integer up
+    to :data:`MAX_TIMESTAMP_SECONDS`, a ``v1`` that is not 64 hex digits, a header longer than
+    :data:`MAX_HEADER_CHARS` or with more than :data:`MAX_HEADER_PARTS` parts); ``missing_timestamp``; ``missing_v1``;
     ``timestamp_out_of_tolerance`` (``abs(now - t) > tolerance_seconds``; ``float("inf")``
     disables it); ``bad_signature``.
     """
     if not isinstance(header, str) or not header.strip():
         return VerifySignatureResult(ok=False, reason="missing_header")
+    parts = header.split(",", MAX_HEADER_PARTS) if len(header) <= MAX_HEADER_CHARS else None
+    if parts is None or len(parts) > MAX_HEADER_PARTS:
+        return VerifySignatureResult(ok=False, reason="malformed_header")
     timestamp: int | None = None
     signatures: list[bytes] = []
     malformed = False
-    for raw_part in header.split(","):
+    for raw_part in parts:
         part = raw_part.strip()
         if not part:
             continue
@@ -129,11 +162,12 @@ def verify_signature(
     if not signatures:
         return VerifySignatureResult(ok=False, reason="missing_v1", timestamp=timestamp)
     current = time.time() if now is None else now
-    if not math.isinf(tolerance_seconds) and abs(current - timestamp) > tolerance_seconds:
+    # Written as "not within" so that a NaN ``now`` or tolerance fails closed instead of passing.
+    if not abs(current - timestamp) <= tolerance_seconds:
         return VerifySignatureResult(ok=False, reason="timestamp_out_of_tolerance", timestamp=timestamp)
-    if not isinstance(secret, str) or not secret:
+    expected = _safe_digest(timestamp, body, secret)
+    if expected is None:
         return VerifySignatureResult(ok=False, reason="bad_signature", timestamp=timestamp)
-    expected = _digest(timestamp, _as_bytes(body), secret)
     for candidate in signatures:
         if hmac.compare_digest(candidate, expected):
             return VerifySignatureResult(ok=True, timestamp=timestamp)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import typing
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -123,3 +124,70 @@ def test_fuzzed_headers_never_raise_and_return_documented_reasons(header: str | 
 def test_sign_then_verify_round_trips(body: bytes, timestamp: int, secret: str) -> None:
     header = sign_body(body, secret, timestamp_seconds=timestamp)
     assert verify_signature(header, body, secret, now=timestamp).ok
+
+
+def test_oversized_timestamps_are_malformed_not_errors() -> None:
+    good = oracle(T, BODY)
+    for digits in (57, 4_301, 10_000):
+        result = verify_signature(f"t={'9' * digits},v1={good}", BODY, SECRET, now=T)
+        assert result.reason == "malformed_header", digits
+    assert verify_signature(f"t=1{'0' * 13},v1={good}", BODY, SECRET, now=T).reason == "malformed_header"
+    assert verify_signature(f"t=+{'0' * 50}{T},v1={good}", BODY, SECRET, now=T).reason == "malformed_header"
+
+
+def test_non_ascii_digits_and_signs_are_malformed() -> None:
+    good = oracle(T, BODY)
+    for stamp in ("١٧٣٥٦٨٩٦٠٠", "\uff11\uff17\uff13\uff15", "-1", "+", "++5", "1e9", "0x10", "0"):
+        assert verify_signature(f"t={stamp},v1={good}", BODY, SECRET, now=T).reason == "malformed_header"
+
+
+def test_long_headers_and_many_parts_are_malformed() -> None:
+    good = oracle(T, BODY)
+    many = ",".join([f"t={T}", *[f"v1={good}"] * 40])
+    assert verify_signature(many, BODY, SECRET, now=T).reason == "malformed_header"
+    padded = f"t={T},v1={good}," + " " * 10_000
+    assert verify_signature(padded, BODY, SECRET, now=T).reason == "malformed_header"
+    # A rotation header of a realistic size still verifies.
+    rotating = ",".join([f"t={T}", *[f"v1={oracle(T, BODY, f'old{i}')}" for i in range(5)], f"v1={good}"])
+    assert verify_signature(rotating, BODY, SECRET, now=T).ok
+
+
+def test_unsignable_secret_or_body_reads_as_bad_signature() -> None:
+    header = f"t={T},v1={oracle(T, BODY)}"
+    assert verify_signature(header, BODY, "\ud800", now=T).reason == "bad_signature"
+    assert verify_signature(header, "\udfff", SECRET, now=T).reason == "bad_signature"
+    assert verify_signature(header, typing.cast(bytes, 12), SECRET, now=T).reason == "bad_signature"
+    assert verify_signature(header, BODY, typing.cast(str, None), now=T).reason == "bad_signature"
+
+
+def test_nan_clock_fails_closed() -> None:
+    header = f"t={T},v1={oracle(T, BODY)}"
+    assert verify_signature(header, BODY, SECRET, now=float("nan")).reason == "timestamp_out_of_tolerance"
+
+
+def test_sign_body_refuses_a_timestamp_verify_would_reject() -> None:
+    with pytest.raises(ValueError, match="timestamp_seconds"):
+        sign_body(BODY, SECRET, timestamp_seconds=10**13)
+
+
+hostile_part = st.one_of(
+    st.integers(min_value=0, max_value=10**80).map(lambda n: f"t={n}"),
+    st.integers(min_value=1, max_value=6000).map(lambda n: f"t={'7' * n}"),
+    st.text(max_size=30).map(lambda text: f"t={text}"),
+    st.text(max_size=80).map(lambda text: f"v1={text}"),
+    st.text(max_size=20),
+)
+
+
+@given(
+    st.lists(hostile_part, max_size=60).map(",".join),
+    st.one_of(st.binary(), st.text()),
+    st.one_of(st.text(), st.just("\ud800")),
+    st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+)
+def test_verify_never_raises_on_any_header(
+    header: str, body: bytes | str, secret: str, now: float | None
+) -> None:
+    result = verify_signature(header, body, secret, now=now)
+    assert result.reason in ALL_REASONS or (result.ok and result.reason is None)
+    assert is_signature_valid(header, body, secret, now=now) is result.ok

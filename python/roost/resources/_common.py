@@ -19,11 +19,13 @@ __all__ = [
     "dict_rows",
     "expect_row",
     "parse_rows",
+    "raw_rows_of",
     "require_id",
     "require_row_id",
     "rows_of",
     "str_list_arg",
     "target_version_payload",
+    "typed_rows_of",
     "unwrap_data",
     "version_ref_segment",
 ]
@@ -128,6 +130,18 @@ def dict_rows(data: Mapping[str, Any], keys: tuple[str, ...], where: str) -> lis
         expect_row(row, f"{where} ({keys[0]}[{index}])")
         for index, row in enumerate(rows_of(data, keys, where))
     ]
+
+
+def raw_rows_of(*keys: str) -> Callable[[dict[str, Any], str], list[dict[str, Any]]]:
+    """A page parser (see :class:`roost.resources._base.Pages`) keeping rows as raw dicts."""
+    return lambda data, where: dict_rows(data, keys, where)
+
+
+def typed_rows_of(
+    keys: tuple[str, ...], parse: Callable[[Any, str], T]
+) -> Callable[[dict[str, Any], str], list[T]]:
+    """A page parser (see :class:`roost.resources._base.Pages`) building typed rows with ``parse``."""
+    return lambda data, where: parse_rows(data, keys, where, parse)
 
 
 def expect_row(row: Any, where: str) -> dict[str, Any]:

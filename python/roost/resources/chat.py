@@ -19,7 +19,7 @@ from .._wire import api_path, as_int, as_opt_str, as_str
 from ._base import Resource
 from ._common import expect_row, parse_rows, require_id, require_row_id, unwrap_data
 
-__all__ = ["Chat", "ConversationSummary"]
+__all__ = ["Chat", "ConversationSummary", "CortexStreamError"]
 
 SEND_KEY_PREFIX = "py-sdk-chat-send-"
 DELETE_KEY_PREFIX = "py-sdk-chat-delete-"
@@ -55,6 +55,14 @@ class ConversationSummary:
             deleted_at=as_opt_str(row.get("deletedAt")),
             message_count=as_int(row.get("messageCount")),
         )
+
+
+class CortexStreamError(RoostApiError, RuntimeError):
+    """An error frame inside a Cortex reply stream (status 502, code ``cortex_stream_error``).
+
+    Also a ``RuntimeError`` because the reference SDK raises its plain ``Error`` there, and code
+    written for it catches ``RuntimeError``; ``except RoostApiError`` catches it as well.
+    """
 
 
 # One parsed stream line: ("text", delta) | ("error", message) | ("done", "") | None (ignored).
@@ -157,7 +165,7 @@ class Chat(Resource):
 
         This is a plain method (do not ``await`` it); the request starts on the first iteration
         and is never retried. An HTTP error raises :class:`roost.RoostApiError`; an error frame in
-        the stream raises ``RoostApiError`` with status 502 and code ``cortex_stream_error`` after
+        the stream raises :class:`CortexStreamError` (a ``RoostApiError`` and a ``RuntimeError``) with status 502 and code ``cortex_stream_error`` after
         the deltas before it were delivered.
         """
         path = self._path(conversation_id)
@@ -180,7 +188,7 @@ class Chat(Resource):
                 if kind == "text":
                     yield text
                 elif kind == "error":
-                    raise RoostApiError(
+                    raise CortexStreamError(
                         STREAM_ERROR_STATUS,
                         {
                             "title": "cortex stream error",

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from .._paging import follow_pages, read_token, start_token
+from .._paging import start_token
 from .._wire import api_path, as_str_list, expect_object
 from ._base import Resource
-from ._common import dict_rows, require_id, str_list_arg
+from ._common import raw_rows_of, require_id, str_list_arg
 
 __all__ = ["Chunks"]
 
@@ -63,15 +63,8 @@ class Chunks(Resource):
         """Every roost version / mount referencing the chunk, as raw dicts (mount rows have
         ``roostId: None``; see ``fromRoostId`` / ``toRoostId``). Follows page tokens."""
         path = api_path("api", "chunks", require_id(digest, "digest"), "referrers")
-        require_id(site_id, "site_id")
-        where = f"GET {path}"
-
-        async def fetch(token: str | None) -> tuple[list[dict[str, Any]], str]:
-            response = await self._http.request(
-                path, query={"siteId": site_id, "page_size": page_size, "page_token": token}
-            )
-            data = expect_object(response.data, where)
-            return dict_rows(data, ("referrers", "items"), where), read_token(data)
-
-        async for row in follow_pages(fetch, start_token(page_token, cursor)):
+        query = {"siteId": require_id(site_id, "site_id"), "page_size": page_size}
+        async for row in self._pages(path, query, raw_rows_of("referrers", "items")).rows(
+            start_token(page_token, cursor)
+        ):
             yield row

@@ -11,11 +11,15 @@ from typing import Any
 
 from .._wire import api_path, expect_object
 from ..client import Environment
-from ._base import Resource
+from ._base import Resource as _ResourceBase
 from ._common import add_id_alias, parse_rows, require_id
-from .account import ApiKeyRecord, ApiKeyScope
+from .account import ApiKeyRecord, ApiKeyScope, Permission, Resource_
 
-__all__ = ["Keys"]
+__all__ = ["Keys", "Permission", "Resource"]
+
+#: The scope grammar of a key under the names the reference SDK's ``keys`` module exports:
+#: ``Resource`` is what a scope is on, ``Permission`` what it grants (exact, no implication).
+Resource = Resource_
 
 
 def _scope_payload(scope: ApiKeyScope | Mapping[str, Any]) -> dict[str, Any]:
@@ -30,7 +34,7 @@ def _scope_payload(scope: ApiKeyScope | Mapping[str, Any]) -> dict[str, Any]:
     raise ValueError(f"scopes must contain ApiKeyScope values (or dicts), got {scope!r}")
 
 
-class Keys(Resource):
+class Keys(_ResourceBase):
     """``client.keys``.
 
     ``create`` and ``rotate`` return the raw wire body, which names the key ``keyId``. The SDK adds

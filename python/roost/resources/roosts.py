@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .._paging import follow_pages, read_token, start_token
+from .._paging import start_token
 from .._pull.types import PullOptions, PullResult
 from .._push import (
     DiscoverProgress,
@@ -39,15 +39,15 @@ from .._wire import (
     drop_none,
     expect_object,
 )
-from ._base import Resource
+from ._base import Pages, Resource
 from ._common import (
     VersionRef,
     expect_row,
-    parse_rows,
     require_id,
     require_row_id,
     str_list_arg,
     target_version_payload,
+    typed_rows_of,
 )
 
 __all__ = [
@@ -296,6 +296,14 @@ def _schedule_text(value: str | datetime) -> str:
 class Roosts(Resource):
     """``client.roosts``."""
 
+    def _roosts(self, site_id: str, page_size: int | None, include_deleted: bool) -> Pages[RoostSummary]:
+        query = {
+            "siteId": require_id(site_id, "site_id"),
+            "page_size": page_size,
+            "includeDeleted": True if include_deleted else None,
+        }
+        return self._pages("/api/roosts", query, typed_rows_of(("roosts",), RoostSummary.from_payload))
+
     async def list_page(
         self,
         *,
@@ -309,32 +317,13 @@ class Roosts(Resource):
 
         ``cursor`` is an alias of ``page_token`` (``page_token`` wins when both are given).
         """
-        require_id(site_id, "site_id")
-        where = "GET /api/roosts"
-        response = await self._http.request(
-            "/api/roosts",
-            query={
-                "siteId": site_id,
-                "page_size": page_size,
-                "page_token": start_token(page_token, cursor),
-                "includeDeleted": True if include_deleted else None,
-            },
-        )
-        data = expect_object(response.data, where)
-        return parse_rows(data, ("roosts",), where, RoostSummary.from_payload), read_token(data)
+        return await self._roosts(site_id, page_size, include_deleted).page(start_token(page_token, cursor))
 
     async def list(
         self, *, site_id: str, include_deleted: bool = False, page_size: int = 50
     ) -> AsyncIterator[RoostSummary]:
         """Every roost of the site (newest first), following page tokens transparently."""
-        require_id(site_id, "site_id")
-
-        async def fetch(token: str | None) -> tuple[builtins.list[RoostSummary], str]:
-            return await self.list_page(
-                site_id=site_id, page_size=page_size, page_token=token, include_deleted=include_deleted
-            )
-
-        async for row in follow_pages(fetch):
+        async for row in self._roosts(site_id, page_size, include_deleted).rows():
             yield row
 
     async def get(self, roost_id: str, *, site_id: str) -> RoostDetail:

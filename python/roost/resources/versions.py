@@ -11,10 +11,10 @@ import builtins
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .._paging import follow_pages, read_token, start_token
+from .._paging import start_token
 from .._wire import api_path, expect_object
-from ._base import Resource
-from ._common import VersionRef, dict_rows, require_id, version_ref_segment
+from ._base import Pages, Resource
+from ._common import VersionRef, raw_rows_of, require_id, version_ref_segment
 
 __all__ = ["Versions"]
 
@@ -27,6 +27,11 @@ class Versions(Resource):
     def _path(self, roost_id: str, *rest: str) -> str:
         return api_path("api", "roosts", require_id(roost_id, "roost_id"), "versions", *rest)
 
+    def _versions(self, roost_id: str, site_id: str, page_size: int | None) -> Pages[dict[str, Any]]:
+        path = self._path(roost_id)
+        query = {"siteId": require_id(site_id, "site_id"), "page_size": page_size}
+        return self._pages(path, query, raw_rows_of("versions"), _LIST_TOKEN_KEYS)
+
     async def list_page(
         self,
         roost_id: str,
@@ -37,18 +42,7 @@ class Versions(Resource):
         cursor: str | None = None,
     ) -> tuple[builtins.list[dict[str, Any]], str]:
         """One page of versions (newest first) and the next cursor (``""`` on the last page)."""
-        path = self._path(roost_id)
-        response = await self._http.request(
-            path,
-            query={
-                "siteId": require_id(site_id, "site_id"),
-                "page_size": page_size,
-                "page_token": start_token(page_token, cursor),
-            },
-        )
-        where = f"GET {path}"
-        data = expect_object(response.data, where)
-        return dict_rows(data, ("versions",), where), read_token(data, _LIST_TOKEN_KEYS)
+        return await self._versions(roost_id, site_id, page_size).page(start_token(page_token, cursor))
 
     async def list(
         self,
@@ -60,13 +54,7 @@ class Versions(Resource):
         cursor: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every version (newest first), following page tokens transparently."""
-        self._path(roost_id)
-        require_id(site_id, "site_id")
-
-        async def fetch(token: str | None) -> tuple[builtins.list[dict[str, Any]], str]:
-            return await self.list_page(roost_id, site_id=site_id, page_size=page_size, page_token=token)
-
-        async for row in follow_pages(fetch, start_token(page_token, cursor)):
+        async for row in self._versions(roost_id, site_id, page_size).rows(start_token(page_token, cursor)):
             yield row
 
     async def get(self, roost_id: str, version_ref: VersionRef, *, site_id: str) -> dict[str, Any]:
@@ -109,18 +97,9 @@ class Versions(Resource):
     ) -> AsyncIterator[dict[str, Any]]:
         """Every file entry ``{path, size, chunks: [{hash, size}]}``; ``prefix`` filters by path."""
         path = self._path(roost_id, version_ref_segment(version_ref, "version_ref"), "files")
-        require_id(site_id, "site_id")
-        where = f"GET {path}"
-
-        async def fetch(token: str | None) -> tuple[builtins.list[dict[str, Any]], str]:
-            response = await self._http.request(
-                path,
-                query={"siteId": site_id, "page_size": page_size, "page_token": token, "prefix": prefix},
-            )
-            data = expect_object(response.data, where)
-            return dict_rows(data, ("files", "items"), where), read_token(data)
-
-        async for row in follow_pages(fetch, start_token(page_token, cursor)):
+        query = {"siteId": require_id(site_id, "site_id"), "page_size": page_size, "prefix": prefix}
+        pages = self._pages(path, query, raw_rows_of("files", "items"))
+        async for row in pages.rows(start_token(page_token, cursor)):
             yield row
 
     async def diff(

@@ -11,10 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._paging import follow_pages, read_token
 from .._wire import api_path, as_bool, as_int, as_opt_str, as_str, as_str_list, drop_none, expect_object
 from ._base import Resource
-from ._common import expect_row, parse_rows, require_id, require_row_id, str_list_arg
+from ._common import expect_row, require_id, require_row_id, str_list_arg, typed_rows_of
 
 __all__ = ["WebhookSubscription", "Webhooks"]
 
@@ -78,17 +77,11 @@ class Webhooks(Resource):
 
     async def list(self, site_id: str, *, page_size: int | None = None) -> builtins.list[WebhookSubscription]:
         """Every live subscription of the site (pages are followed, so none is silently left out)."""
-        require_id(site_id, "site_id")
-        where = "GET /api/webhooks"
-
-        async def fetch(token: str | None) -> tuple[builtins.list[WebhookSubscription], str]:
-            response = await self._http.request(
-                "/api/webhooks", query={"siteId": site_id, "page_size": page_size, "page_token": token}
-            )
-            data = expect_object(response.data, where)
-            return parse_rows(data, ("webhooks",), where, WebhookSubscription.from_payload), read_token(data)
-
-        return [row async for row in follow_pages(fetch)]
+        query = {"siteId": require_id(site_id, "site_id"), "page_size": page_size}
+        pages = self._pages(
+            "/api/webhooks", query, typed_rows_of(("webhooks",), WebhookSubscription.from_payload)
+        )
+        return [row async for row in pages.rows()]
 
     async def get(self, webhook_id: str, site_id: str) -> dict[str, Any]:
         path = self._path(webhook_id)
