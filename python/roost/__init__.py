@@ -66,8 +66,13 @@ from .resources.members import AddRole, Member, Members, PerSiteRole
 from .resources.processes import ControlVerb, Processes, ProcessRecord, ScheduleMode
 from .resources.quotas import QuotaHistoryDay, Quotas, QuotaSnapshot
 from .resources.roosts import (
+    ChunkDownloadError,
     DeployOptions,
     DeployResult,
+    PullOptions,
+    PullProgressEvent,
+    PullResult,
+    PullStats,
     PushOptions,
     PushProgressEvent,
     PushResult,
@@ -77,6 +82,7 @@ from .resources.roosts import (
     RoostDetail,
     Roosts,
     RoostSummary,
+    UnsafeManifestPathError,
     VersionSummary,
 )
 from .resources.sites import Site, Sites
@@ -110,6 +116,7 @@ __all__ = [
     "BadRequestError",
     "Chat",
     "ChunkDescriptor",
+    "ChunkDownloadError",
     "ChunkProgressEvent",
     "ChunkSourceChangedError",
     "ChunkUploadError",
@@ -150,6 +157,10 @@ __all__ = [
     "ProcessRecord",
     "Processes",
     "PromoteRole",
+    "PullOptions",
+    "PullProgressEvent",
+    "PullResult",
+    "PullStats",
     "PushOptions",
     "PushProgressEvent",
     "PushResult",
@@ -171,6 +182,7 @@ __all__ = [
     "Site",
     "Sites",
     "UnprocessableEntityError",
+    "UnsafeManifestPathError",
     "Users",
     "VerifyReason",
     "VerifySignatureResult",
