@@ -21,7 +21,7 @@ from ..resources._common import version_ref_segment
 from .local import remove_empty_parents, remove_local, scan_destination
 from .manifest import VersionManifest, fetch_manifest
 from .paths import DestLayout, check_manifest_paths, inspect_destination
-from .plan import PullPlan, Target, build_plan
+from .plan import PullPlan, Target, build_plan, under
 from .transfer import ChunkFetcher, DownloadUrls, download_chunk
 from .types import (
     PullOptions,
@@ -269,7 +269,9 @@ async def _apply(
         await _download(http, plan, downloads, opts, emit, tally, files)
 
     if opts.delete and plan.removed:
-        removed = await _thread(_remove_all, root, plan.removed)
+        # Obstacles went before the copies; their paths may now hold the version's own files.
+        rest = [rel for rel in plan.removed if not under(rel, layout.obstacles)]
+        removed = await _thread(_remove_all, root, rest)
         tally.deleted_files = len(plan.removed)
         await _thread(remove_empty_parents, root, removed)
     if plan.stale_temps:

@@ -11,7 +11,7 @@ from .local import is_temp_path, new_temp_path
 from .manifest import VersionManifest
 from .paths import DestLayout
 
-__all__ = ["LocalChunk", "PullPlan", "Target", "build_plan"]
+__all__ = ["LocalChunk", "PullPlan", "Target", "build_plan", "under"]
 
 
 @dataclass(eq=False, slots=True)
@@ -60,7 +60,8 @@ class PullPlan:
         return sum(self.sizes[chunk_hash] for chunk_hash in self.downloads)
 
 
-def _under(rel: str, prefixes: Sequence[str]) -> bool:
+def under(rel: str, prefixes: Sequence[str]) -> bool:
+    """Whether ``rel`` is one of ``prefixes`` or inside one of them."""
     return any(rel == prefix or rel.startswith(prefix + "/") for prefix in prefixes)
 
 
@@ -86,7 +87,7 @@ def build_plan(
             local_by_path[entry.path] = entry
             if entry.path not in wanted:
                 removed.append(entry.path)
-        if _under(entry.path, layout.obstacles):
+        if under(entry.path, layout.obstacles):
             continue
         offset = 0
         full = os.path.join(dest, *entry.path.split("/"))
