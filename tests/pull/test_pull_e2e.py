@@ -325,3 +325,19 @@ async def test_urls_near_expiry_are_minted_again(
     mints = [record for record in caplog.records if record.getMessage().startswith("minted")]
     assert len(mints) >= 2
     assert all(server.token not in record.getMessage() for record in caplog.records)
+
+
+async def test_a_killed_pulls_temp_files_are_reused_then_removed(
+    server: Any, client: Roost, tmp_path: Path
+) -> None:
+    files = {"sub/whole.bin": blob(70, 3 * MiB), "other.txt": b"other"}
+    await publish(client, server.site_id, tmp_path / "src", files)
+    dest = tmp_path / "dest"
+    write_tree(dest, {"sub/.roost-tmp-0123456789abcdef": files["sub/whole.bin"]})
+
+    result = await pull(client, server.site_id, dest)
+
+    assert result.stats.copied_chunks == 1
+    assert result.stats.downloaded_chunks == 1
+    assert result.removed == ()
+    assert disk_tree(dest) == files

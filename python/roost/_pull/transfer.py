@@ -156,7 +156,7 @@ class ChunkFetcher:
                 await response.aclose()
                 return response.status_code, b""
             body = bytearray()
-            async for block in response.aiter_raw():
+            async for block in response.aiter_bytes():
                 body += block
                 await on_bytes(len(block))
                 if len(body) > limit:
