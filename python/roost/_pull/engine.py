@@ -8,21 +8,21 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import anyio
 import anyio.to_thread
 
 from .._push.tasks import ByteBudget, Emitter, crew
-from ..chunker import CHUNK_SIZE_BYTES
+from ..chunker import CHUNK_SIZE_BYTES, ChunkedFileEntry
 from ..client import RoostClient
 from ..resources._common import version_ref_segment
 from .local import remove_empty_parents, remove_local, scan_destination
 from .manifest import VersionManifest, fetch_manifest
 from .paths import DestLayout, check_manifest_paths, inspect_destination
 from .plan import PullPlan, Target, build_plan, under
-from .transfer import ChunkFetcher, DownloadUrls, download_chunk
+from .transfer import STREAM_MIN_BYTES, ChunkFetcher, DownloadUrls, download_chunk
 from .types import (
     PullOptions,
     PullProgressDiscover,
@@ -56,6 +56,13 @@ class _Progress:
 
     async def __call__(self, event: PullProgressEvent) -> None:
         await self._emitter(cast(Any, event))
+
+
+@dataclass(slots=True)
+class _Discovery:
+    manifest: VersionManifest | None = None
+    layout: DestLayout = field(default_factory=DestLayout)
+    local: list[ChunkedFileEntry] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -148,16 +155,29 @@ async def pull_directory(
     root = _validate(roost_id, dest, opts)
     emit = _Progress(opts.on_progress)
     started = time.perf_counter()
-    manifest = await fetch_manifest(http, roost_id, opts.site_id, opts.ref)
-    paths = [entry.path for entry in manifest.files]
-    check_manifest_paths(paths)
     exists = await _thread(os.path.isdir, root)
-    layout = DestLayout()
-    if exists:
-        layout = await _thread(
-            functools.partial(inspect_destination, delete=opts.delete or opts.check), root, paths
-        )
-    local = await scan_destination(root, cache=opts.cache) if exists else []
+    found = _Discovery()
+
+    async def read_manifest() -> None:
+        found.manifest = await fetch_manifest(http, roost_id, opts.site_id, opts.ref)
+        paths = [entry.path for entry in found.manifest.files]
+        check_manifest_paths(paths)
+        if exists:
+            found.layout = await _thread(
+                functools.partial(inspect_destination, delete=opts.delete or opts.check), root, paths
+            )
+
+    async def scan() -> None:
+        found.local = await scan_destination(root, cache=opts.cache)
+
+    # The scan only reads, so it runs while the manifest is fetched and checked (an unsafe one
+    # cancels it): on a re-pull the two take about as long as each other.
+    async with crew() as tasks:
+        tasks.spawn(read_manifest)
+        if exists:
+            tasks.spawn(scan)
+    manifest, layout, local = found.manifest, found.layout, found.local
+    assert manifest is not None
     await emit(PullProgressDiscover(file_count=len(manifest.files), total_bytes=manifest.total_bytes))
     plan = build_plan(root, manifest, local, layout)
     await emit(
@@ -295,7 +315,12 @@ async def _download(
     budget = ByteBudget(opts.concurrency * CHUNK_SIZE_BYTES)
     slots = anyio.Semaphore(opts.concurrency * SMALL_CHUNK_FANOUT)
 
-    async with ChunkFetcher(http, max_connections=opts.concurrency * SMALL_CHUNK_FANOUT) as fetcher:
+    # The byte budget holds at most budget / STREAM_MIN_BYTES streamed chunks: one connection each.
+    streams = opts.concurrency * CHUNK_SIZE_BYTES // STREAM_MIN_BYTES
+    fetcher = ChunkFetcher(
+        http, max_connections=opts.concurrency * SMALL_CHUNK_FANOUT, stream_connections=streams
+    )
+    async with fetcher:
 
         async def download_one(chunk_hash: str, size: int) -> None:
             places = plan.places[chunk_hash]

@@ -20,7 +20,7 @@ __all__ = ["FILES_PAGE_SIZE", "RemoteFile", "VersionManifest", "fetch_manifest",
 
 #: The files route's largest page (used only when the version document carries no file list).
 FILES_PAGE_SIZE = 500
-_HASH = re.compile(r"^[0-9a-f]{64}$")
+_HASH = re.compile(r"[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,33 +47,38 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _bad(at: str, path: object, detail: str) -> MalformedResponseError:
+    return MalformedResponseError(at, f"{path!r}: {detail}")
+
+
 def _parse_file(raw: Any, where: str, index: int) -> RemoteFile:
+    # Hot on a re-pull (once per file of the version): plain type checks, one regex per chunk.
     at = f"{where}: files[{index}]"
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         raise MalformedResponseError(at, "is not an object")
     path = raw.get("path")
-    if not isinstance(path, str):
-        raise MalformedResponseError(at, f"path is not a string: {path!r}")
-    size = _count(raw.get("size"))
-    if size is None or size < 0:
-        raise MalformedResponseError(at, f"{path!r}: size is not a non-negative integer: {raw.get('size')!r}")
+    size = raw.get("size")
     chunks_raw = raw.get("chunks")
-    if not isinstance(chunks_raw, list):
-        raise MalformedResponseError(at, f"{path!r}: chunks is not a list")
+    if type(path) is not str:
+        raise MalformedResponseError(at, f"path is not a string: {path!r}")
+    if type(size) is not int or size < 0:
+        raise _bad(at, path, f"size is not a non-negative integer: {size!r}")
+    if type(chunks_raw) is not list:
+        raise _bad(at, path, "chunks is not a list")
     chunks: list[ChunkDescriptor] = []
+    total = 0
     for position, chunk in enumerate(chunks_raw):
-        digest = chunk.get("hash") if isinstance(chunk, dict) else None
-        chunk_size = _count(chunk.get("size")) if isinstance(chunk, dict) else None
-        if not isinstance(digest, str) or not _HASH.match(digest):
-            raise MalformedResponseError(at, f"{path!r}: chunks[{position}].hash is not 64 lower-case hex")
+        digest = chunk.get("hash") if type(chunk) is dict else None
+        chunk_size = chunk.get("size") if type(chunk) is dict else None
+        if type(digest) is not str or not _HASH.match(digest):
+            raise _bad(at, path, f"chunks[{position}].hash is not 64 lower-case hex")
         # Larger chunks would break the memory bound of the download stage; no producer makes them.
-        if chunk_size is None or not 0 < chunk_size <= CHUNK_SIZE_BYTES:
-            raise MalformedResponseError(
-                at, f"{path!r}: chunks[{position}].size must be 1..{CHUNK_SIZE_BYTES}, got {chunk_size!r}"
-            )
+        if type(chunk_size) is not int or not 0 < chunk_size <= CHUNK_SIZE_BYTES:
+            raise _bad(at, path, f"chunks[{position}].size must be 1..{CHUNK_SIZE_BYTES}, got {chunk_size!r}")
         chunks.append(ChunkDescriptor(digest, chunk_size))
-    if sum(chunk.size for chunk in chunks) != size:
-        raise MalformedResponseError(at, f"{path!r}: size {size} is not the sum of its chunk sizes")
+        total += chunk_size
+    if total != size:
+        raise _bad(at, path, f"size {size} is not the sum of its chunk sizes")
     return RemoteFile(path, size, tuple(chunks))
 
 

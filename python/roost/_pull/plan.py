@@ -79,26 +79,19 @@ def build_plan(
     local_by_path: dict[str, ChunkedFileEntry] = {}
     stale_temps: list[str] = []
     removed: list[str] = []
-    sources: dict[str, LocalChunk] = {}
     for entry in local:
-        if is_temp_path(entry.path) and entry.path not in wanted:
+        if entry.path not in wanted and is_temp_path(entry.path):
             stale_temps.append(entry.path)
-        else:
-            local_by_path[entry.path] = entry
-            if entry.path not in wanted:
-                removed.append(entry.path)
-        if under(entry.path, layout.obstacles):
             continue
-        offset = 0
-        full = os.path.join(dest, *entry.path.split("/"))
-        for chunk in entry.chunks:
-            sources.setdefault(chunk.hash, LocalChunk(full, offset, chunk.size))
-            offset += chunk.size
+        local_by_path[entry.path] = entry
+        if entry.path not in wanted:
+            removed.append(entry.path)
 
     plan = PullPlan([], [], [], [], removed, stale_temps, {}, {})
+    links = layout.links
     for remote in manifest.files:
         mine = local_by_path.get(remote.path)
-        if mine is not None and remote.path not in layout.links and mine.chunks == remote.chunks:
+        if mine is not None and mine.chunks == remote.chunks and remote.path not in links:
             plan.unchanged.append(remote.path)
             continue
         (plan.added if mine is None else plan.changed).append(remote.path)
@@ -110,10 +103,22 @@ def build_plan(
             plan.places.setdefault(chunk.hash, []).append((target, offset))
             plan.sizes[chunk.hash] = chunk.size
             offset += chunk.size
-    for chunk_hash in plan.places:
-        source = sources.get(chunk_hash)
-        if source is not None:
-            plan.copies[chunk_hash] = source
-        else:
-            plan.downloads.append(chunk_hash)
+    if plan.places:
+        _find_sources(dest, plan, local, layout.obstacles)
+    plan.downloads = [chunk_hash for chunk_hash in plan.places if chunk_hash not in plan.copies]
     return plan
+
+
+def _find_sources(
+    dest: str, plan: PullPlan, local: Sequence[ChunkedFileEntry], obstacles: Sequence[str]
+) -> None:
+    """The first destination file (in path order) holding each chunk the plan needs."""
+    for entry in local:
+        if obstacles and under(entry.path, obstacles):
+            continue
+        offset = 0
+        for chunk in entry.chunks:
+            if chunk.hash in plan.places and chunk.hash not in plan.copies:
+                full = os.path.join(dest, *entry.path.split("/"))
+                plan.copies[chunk.hash] = LocalChunk(full, offset, chunk.size)
+            offset += chunk.size

@@ -15,13 +15,21 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
-from .._push.storage import _BorrowedTransport, _cookieless_jar
+from .._push.http11 import LeanHttp11Transport
+from .._push.storage import _BorrowedTransport, _cookieless_jar, _environment_proxies
 from .._push.urls import parse_expiry
 from ..client import RetryPolicy, RoostClient
 from ..resources.chunks import Chunks
 from .types import ChunkDownloadError
 
-__all__ = ["MAX_URL_REFRESHES", "MINT_BATCH_SIZE", "ChunkFetcher", "DownloadUrls", "download_chunk"]
+__all__ = [
+    "MAX_URL_REFRESHES",
+    "MINT_BATCH_SIZE",
+    "STREAM_MIN_BYTES",
+    "ChunkFetcher",
+    "DownloadUrls",
+    "download_chunk",
+]
 
 logger = logging.getLogger("roost")
 
@@ -33,6 +41,8 @@ FALLBACK_LIFETIME_S = 900.0
 MAX_EXPIRY_MARGIN_S = 30.0
 #: Fresh URLs tried for one chunk after storage answered 401/403, on top of the retry budget.
 MAX_URL_REFRESHES = 8
+#: Chunks of at least this size are streamed (progress moves mid-chunk); smaller ones take the lean path.
+STREAM_MIN_BYTES = 1024 * 1024
 #: Chunks above this size are hashed in a worker thread (a 4 MiB SHA-256 takes milliseconds).
 INLINE_HASH_MAX = 64 * 1024
 _REFRESH_STATUSES = frozenset({401, 403})
@@ -132,38 +142,57 @@ class DownloadUrls:
 class ChunkFetcher:
     """GETs of signed storage URLs: never with the API token, ``Roost-Version`` or cookies.
 
-    Uses the API client's custom transport when it has one (never closed here), else httpx's
-    own (which honours proxy settings). Bodies are streamed so that progress moves mid-chunk.
+    - Chunks of at least :data:`STREAM_MIN_BYTES`, and every chunk when the API client has a
+      custom transport (used, never closed here) or a proxy is configured in the environment:
+      a streaming ``httpx`` GET, so that progress moves while a large chunk arrives.
+    - Smaller chunks otherwise: the push's lean HTTP/1.1 transport. Through httpx a tiny GET
+      costs several times more CPU (its pool scans every connection per request, and httpcore
+      tries to import ``sniffio`` on each one): measured, it capped a pull of 2,000 small files
+      at about 70 files/s on two cores.
     """
 
-    def __init__(self, http: RoostClient, *, max_connections: int) -> None:
+    def __init__(self, http: RoostClient, *, max_connections: int, stream_connections: int) -> None:
         transport = http.transport
         self.retry: RetryPolicy = http.retry
+        self._timeout = httpx.Timeout(http.timeout).as_dict()
+        self._lean: LeanHttp11Transport | None = None
+        if transport is None and not _environment_proxies():
+            self._lean = LeanHttp11Transport(max_connections=max_connections)
+        size = stream_connections if self._lean is not None else max_connections
         self._client = httpx.AsyncClient(
             transport=None if transport is None else _BorrowedTransport(transport),
             timeout=http.timeout,
             follow_redirects=False,
             cookies=_cookieless_jar(),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
         )
         for name in list(self._client.headers):  # drop httpx's defaults: storage gets nothing extra
             del self._client.headers[name]
 
     async def get(self, url: str, limit: int, on_bytes: OnBytes) -> tuple[int, bytes]:
         """``(status, body)``; the body of a non-200 answer is dropped, one over ``limit`` cut."""
-        async with self._client.stream("GET", url) as response:
+        if self._lean is not None and limit < STREAM_MIN_BYTES:
+            request = httpx.Request("GET", url, extensions={"timeout": self._timeout})
+            response = await self._lean.handle_async_request(request)
+            body = await response.aread()
             if response.status_code != 200:
-                await response.aclose()
                 return response.status_code, b""
-            body = bytearray()
-            async for block in response.aiter_bytes():
-                body += block
+            await on_bytes(len(body))
+            return 200, body
+        async with self._client.stream("GET", url) as streamed:
+            if streamed.status_code != 200:
+                return streamed.status_code, b""
+            received = bytearray()
+            async for block in streamed.aiter_bytes():
+                received += block
                 await on_bytes(len(block))
-                if len(body) > limit:
+                if len(received) > limit:
                     break
-            return 200, bytes(body)
+            return 200, bytes(received)
 
     async def aclose(self) -> None:
+        if self._lean is not None:
+            await self._lean.aclose()
         await self._client.aclose()
 
     async def __aenter__(self) -> ChunkFetcher:
