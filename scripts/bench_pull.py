@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="dataset scale (gen_datasets.py --scale)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="storage latency of the cold pulls")
     parser.add_argument("--repeat", type=int, default=1, help="rounds per timing; best of each")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive cold pulls")
     parser.add_argument("--no-fsync", action="store_true", help="PullOptions(fsync=False) for the engine")
     args = parser.parse_args(argv)
     command = [sys.executable, str(HERE / "gen_datasets.py"), args.dir, "--scale", str(args.scale)]
@@ -185,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         for round_index in range(args.repeat):
             order = ("engine", "naive") if round_index % 2 == 0 else ("naive", "engine")
             for kind in order:
+                if kind == "naive" and args.no_naive:
+                    continue
                 dest = os.path.join(work, f"{kind}-{round_index}")
                 with emulator(data, token, faults) as server:
                     if kind == "engine":
@@ -213,16 +216,17 @@ def main(argv: list[str] | None = None) -> int:
                 if moved:
                     raise RuntimeError(f"the re-pull downloaded {moved} bytes")
                 repulls.append(seconds)
-        cold_ratio = best(cold["naive"]) / best(cold["engine"])
         repull_ratio = best(repulls) / best(scans)
         print(f"  warm scan              {best(scans):8.3f} s")
         print(f"  engine re-pull         {best(repulls):8.3f} s")
         print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print("summary:")
-        verdict = "met" if cold_ratio >= 3 else "NOT met"
-        print(
-            f"  cold pull +{args.latency_ms:g} ms storage latency, naive/engine {cold_ratio:.2f}x (target >= 3x: {verdict})"
-        )
+        if cold["naive"]:
+            cold_ratio = best(cold["naive"]) / best(cold["engine"])
+            verdict = "met" if cold_ratio >= 3 else "NOT met"
+            print(
+                f"  cold pull +{args.latency_ms:g} ms storage latency, naive/engine {cold_ratio:.2f}x (target >= 3x: {verdict})"
+            )
         verdict = "met" if repull_ratio <= 2 else "NOT met"
         print(f"  re-pull of the unchanged tree / warm scan {repull_ratio:.2f}x (target <= 2x: {verdict})")
     finally:
