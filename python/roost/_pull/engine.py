@@ -284,7 +284,8 @@ async def _apply(
             tasks.spawn(copy_one, chunk_hash)
     await _finalize_ready(plan.targets, opts.fsync, files)
 
-    downloads = plan.downloads + [chunk_hash for chunk_hash in plan.copies if chunk_hash in fallback]
+    failed = set(fallback)
+    downloads = plan.downloads + [chunk_hash for chunk_hash in plan.copies if chunk_hash in failed]
     if downloads:
         await _download(http, plan, downloads, opts, emit, tally, files)
 
