@@ -68,8 +68,13 @@ from .resources.members import AddRole, Member, Members, PerSiteRole
 from .resources.processes import ControlVerb, Processes, ProcessRecord, ScheduleMode
 from .resources.quotas import QuotaHistoryDay, Quotas, QuotaSnapshot
 from .resources.roosts import (
+    ChunkDownloadError,
     DeployOptions,
     DeployResult,
+    PullOptions,
+    PullProgressEvent,
+    PullResult,
+    PullStats,
     PushOptions,
     PushPlan,
     PushProgressCheckMissing,
@@ -87,6 +92,7 @@ from .resources.roosts import (
     RoostSummary,
     UnportablePath,
     UnportablePathError,
+    UnsafeManifestPathError,
     VersionSummary,
 )
 from .resources.sites import Site, Sites
@@ -120,6 +126,7 @@ __all__ = [
     "BadRequestError",
     "Chat",
     "ChunkDescriptor",
+    "ChunkDownloadError",
     "ChunkProgressEvent",
     "ChunkSourceChangedError",
     "ChunkUploadError",
@@ -161,6 +168,10 @@ __all__ = [
     "ProcessRecord",
     "Processes",
     "PromoteRole",
+    "PullOptions",
+    "PullProgressEvent",
+    "PullResult",
+    "PullStats",
     "PushOptions",
     "PushPlan",
     "PushProgressCheckMissing",
@@ -192,6 +203,7 @@ __all__ = [
     "UnportablePath",
     "UnportablePathError",
     "UnprocessableEntityError",
+    "UnsafeManifestPathError",
     "Users",
     "VerifyReason",
     "VerifySignatureResult",

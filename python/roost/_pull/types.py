@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "ChunkDownloadError",
     "PullOptions",
     "PullProgressCallback",
     "PullProgressDiscover",
@@ -67,6 +68,9 @@ class PullOptions:
     - ``check``: compare only; nothing is downloaded or written (see :class:`PullResult`).
     - ``concurrency``: chunk downloads in flight (same byte budget as the push).
     - ``cache``: use the local hash cache for the destination's files.
+    - ``fsync``: flush each file to disk before it is renamed into place, so that a crash (of
+      the machine, not only of the process) never leaves a final path with partial content;
+      ``False`` is faster on slow disks and still never exposes a partial file to readers.
     """
 
     site_id: str
@@ -75,6 +79,7 @@ class PullOptions:
     check: bool = False
     concurrency: int = 8
     cache: bool = True
+    fsync: bool = True
     on_progress: PullProgressCallback | None = None
 
 
@@ -90,6 +95,7 @@ class PullStats:
     downloaded_chunks: int
     downloaded_bytes: int
     copied_chunks: int
+    copied_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +124,16 @@ class UnsafeManifestPathError(ValueError):
         super().__init__(f"unsafe path in version manifest: {path!r} ({reason}); nothing was written")
         self.path = path
         self.reason = reason
+
+
+class ChunkDownloadError(RuntimeError):
+    """Storage did not give a chunk's verified bytes after the retries; the pull was undone.
+
+    Files completed before the failure stay in place (each is whole and verified); a re-run
+    downloads only what is still missing.
+    """
+
+    def __init__(self, chunk_hash: str, detail: str) -> None:
+        super().__init__(f"chunk {chunk_hash}: download failed: {detail}")
+        self.chunk_hash = chunk_hash
+        self.detail = detail

@@ -10,7 +10,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._paging import start_token
-from .._pull.types import PullOptions, PullResult
+from .._pull.types import (
+    ChunkDownloadError,
+    PullOptions,
+    PullProgressDiscover,
+    PullProgressDownload,
+    PullProgressEvent,
+    PullProgressPlan,
+    PullResult,
+    PullStats,
+    UnsafeManifestPathError,
+)
 from .._push import (
     DiscoverProgress,
     HashProgress,
@@ -51,10 +61,18 @@ from ._common import (
 )
 
 __all__ = [
+    "ChunkDownloadError",
     "DeployOptions",
     "DeployResult",
     "DiscoverProgress",
     "HashProgress",
+    "PullOptions",
+    "PullProgressDiscover",
+    "PullProgressDownload",
+    "PullProgressEvent",
+    "PullProgressPlan",
+    "PullResult",
+    "PullStats",
     "PushOptions",
     "PushPlan",
     "PushProgressCheckMissing",
@@ -72,6 +90,7 @@ __all__ = [
     "Roosts",
     "UnportablePath",
     "UnportablePathError",
+    "UnsafeManifestPathError",
     "VersionSummary",
 ]
 
@@ -395,8 +414,17 @@ class Roosts(Resource):
         return await push_directory(self._http, dir_path, roost_id, opts)
 
     async def pull(self, roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) -> PullResult:
-        """Rebuild a version under ``dest``: verified, atomic per file, transferring only what differs."""
-        raise NotImplementedError("pull: being built (issue 13)")
+        """Rebuild a version under ``dest``: verified, atomic per file, transferring only what differs.
+
+        Files whose chunks already match are left untouched, chunks found anywhere under ``dest``
+        are copied locally, the rest downloaded once each and verified against their SHA-256.
+        ``check=True`` only compares. Raises ``UnsafeManifestPathError`` (nothing written) for a
+        manifest path that would leave ``dest``, ``ChunkDownloadError`` when storage fails a
+        chunk after its retries, and ``RoostApiError`` for API errors.
+        """
+        from .._pull.engine import pull_directory  # lazy: keeps ``import roost`` light
+
+        return await pull_directory(self._http, roost_id, dest, opts)
 
     async def rollback(self, roost_id: str, opts: RollbackOptions) -> RollbackResult:
         """Point the roost back at an earlier version (no new version is created)."""
