@@ -10,7 +10,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._paging import follow_pages, read_token, start_token
-from .._pull.types import PullOptions, PullResult
+from .._pull.types import (
+    PullOptions,
+    PullProgressDiscover,
+    PullProgressDownload,
+    PullProgressEvent,
+    PullProgressPlan,
+    PullResult,
+    PullStats,
+    UnsafeManifestPathError,
+)
 from .._push.types import (
     DiscoverProgress,
     HashProgress,
@@ -50,6 +59,13 @@ __all__ = [
     "DeployResult",
     "DiscoverProgress",
     "HashProgress",
+    "PullOptions",
+    "PullProgressDiscover",
+    "PullProgressDownload",
+    "PullProgressEvent",
+    "PullProgressPlan",
+    "PullResult",
+    "PullStats",
     "PushOptions",
     "PushProgressCheckMissing",
     "PushProgressEvent",
@@ -62,6 +78,7 @@ __all__ = [
     "RoostDetail",
     "RoostSummary",
     "Roosts",
+    "UnsafeManifestPathError",
     "VersionSummary",
 ]
 
