@@ -41,7 +41,7 @@ async def test_progress_display_shows_every_state_and_ends_with_the_version(
 ) -> None:
     env = cli_env(server, TERM="xterm-256color")
     code, screen, raw = await anyio.to_thread.run_sync(
-        run_in_pty, [*ROOST_CMD, "push", str(small_build), "rst_pty_tests"], env
+        run_in_pty, [*ROOST_CMD, "push", str(small_build), "rst_pty_tests", "--create"], env
     )
     assert code == 0, raw
     lines = [line.rstrip() for line in screen.splitlines() if line.strip()]

@@ -16,7 +16,7 @@ from roost.signature import verify_signature
 from . import _exit
 from ._config import open_client
 from ._jsondoc import emit_json
-from ._output import human_bytes, print_diff, print_table, short_id
+from ._output import human_bytes, plural, print_diff, print_table, short_id
 
 WEBHOOK_SECRET_ENV = "OWLETTE_WEBHOOK_SECRET"
 
@@ -195,17 +195,17 @@ async def deploy(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
         return _exit.OK
-    machines = len(result.canary) + len(result.fleet)
+    machines = plural(len(result.canary) + len(result.fleet), "machine")
     version = short_id(result.version_id)
     if result.dry_run:
-        print(f"dry run: would deploy {version} to {machines} machines ({result.stage}); nothing changed")
+        print(f"dry run: would deploy {version} to {machines} ({result.stage}); nothing changed")
     elif result.already_running:
         print(
             f"already running: rollout {result.rollout_id} of {version} ({result.stage}) "
-            f"to {machines} machines; no new rollout was started"
+            f"to {machines}; no new rollout was started"
         )
     else:
-        print(f"deploying {version} to {machines} machines: rollout {result.rollout_id} ({result.stage})")
+        print(f"deploying {version} to {machines}: rollout {result.rollout_id} ({result.stage})")
     print(f"  canary: {', '.join(result.canary) or '-'}")
     print(f"  fleet:  {', '.join(result.fleet) or '-'}")
     if result.scheduled:

@@ -14,6 +14,7 @@ __all__ = [
     "count_skipped",
     "human_bytes",
     "human_duration",
+    "plural",
     "print_diff",
     "print_table",
     "push_summary",
@@ -52,6 +53,10 @@ def human_duration(seconds: float) -> str:
         return f"{minutes}m{rest:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def short_id(identifier: str | None) -> str:

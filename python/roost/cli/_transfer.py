@@ -20,7 +20,7 @@ from roost.resources.roosts import (
 from . import _exit
 from ._config import open_client
 from ._jsondoc import emit_json
-from ._output import human_bytes, human_duration, push_summary, short_id, warn
+from ._output import human_bytes, human_duration, plural, push_summary, short_id, warn
 from ._progress import ProgressEvent, ProgressView, make_view
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def _dry_run_text(result: PushResult) -> str:
         return f"dry run: {scanned}; nothing was published"
     return (
         f"dry run: {scanned}; would upload {len(plan.chunks)} of {stats.unique_chunks} chunks "
-        f"({human_bytes(plan.bytes)}) from {len(plan.files)} files; nothing was published"
+        f"({human_bytes(plan.bytes)}) from {plural(len(plan.files), 'file')}; nothing was published"
     )
 
 
