@@ -35,7 +35,7 @@ def snake_case(key: str) -> str:
 
 
 def _is_time_key(key: str) -> bool:
-    return key == "at" or key.endswith("_at")
+    return key in ("at", "timestamp") or key.endswith("_at")
 
 
 def iso_utc(moment: datetime) -> str:

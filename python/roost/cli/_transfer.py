@@ -6,7 +6,7 @@ import argparse
 import difflib
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from roost import NotFoundError
 from roost.resources.roosts import (
@@ -19,7 +19,7 @@ from roost.resources.roosts import (
 
 from . import _exit
 from ._config import open_client
-from ._jsondoc import emit_json
+from ._jsondoc import emit_json, to_document
 from ._output import human_bytes, human_duration, plural, push_summary, short_id, warn
 from ._progress import ProgressEvent, ProgressView, make_view
 
@@ -96,6 +96,14 @@ def _dry_run_text(result: PushResult) -> str:
     )
 
 
+def _push_document(result: PushResult) -> dict[str, Any]:
+    document: dict[str, Any] = to_document(result)
+    if result.dry_run:
+        # A dry run publishes nothing: the library's 0 means "no version", which is null here.
+        document["version_number"] = None
+    return document
+
+
 async def push(args: argparse.Namespace) -> int:
     _require_directory(args.directory)
     if args.ignore_from is not None:
@@ -131,7 +139,7 @@ async def push(args: argparse.Namespace) -> int:
             progress.close(ok)
         elapsed = time.perf_counter() - started
     if args.json:
-        emit_json(result)
+        emit_json(_push_document(result))
         return _exit.OK
     _print_warnings(result, progress.reported_patterns)
     print(_dry_run_text(result) if result.dry_run else push_summary(result, elapsed))
