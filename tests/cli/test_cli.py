@@ -190,7 +190,7 @@ async def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert " 1 of " in third_push
     assert "~ media/loop_a.mp4" in out
     assert "current version is v1" in out
-    assert "pulled v1: 243 files" in out
+    assert "pulled v1: 244 files" in out
     assert "matches v1 byte for byte" in out
     assert "demo finished" in out
 
