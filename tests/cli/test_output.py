@@ -242,3 +242,10 @@ def test_pull_maps_its_flags_and_check_sets_the_exit_code(
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     assert roost_main("pull", "rst_x", str(a_file)).code == 4
+
+
+def test_verbose_twice_logs_requests_without_the_token(roost_main: Runner, emulator: Any) -> None:
+    done = roost_main("-vv", "whoami")
+    assert done.code == 0
+    assert re.search(r"^roost: GET .*/api/whoami -> 200", done.err, re.MULTILINE), done.err
+    assert emulator.token not in done.err
