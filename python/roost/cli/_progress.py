@@ -1,8 +1,7 @@
 """How a push or a pull shows its progress: a live display on a terminal, plain lines elsewhere.
 
-Both views take the same events. At ``discover`` they also report what the walk skipped and the
-ignore patterns that matched nothing (on stderr, above the live display), because those are
-facts the user must see even when the push then succeeds.
+Both views take the same events. At ``discover`` they also report what the walk skipped (on
+stderr, above the live display): the user must see it even when the push then succeeds.
 """
 
 from __future__ import annotations
@@ -74,16 +73,10 @@ class _Rate:
 
 
 def _discover_notes(event: DiscoverProgress, verbose: bool) -> list[str]:
-    notes: list[str] = []
     line = skipped_line(count_skipped(event.skipped))
-    if line is not None:
-        notes.append(f"roost: {line}")
-        if verbose:
-            notes.extend(skipped_lines(event.skipped))
-    notes.extend(
-        f"warning: ignore pattern {pattern!r} matched nothing" for pattern in event.unmatched_ignores
-    )
-    return notes
+    if line is None:
+        return []
+    return [f"roost: {line}", *(skipped_lines(event.skipped) if verbose else [])]
 
 
 class PlainView:

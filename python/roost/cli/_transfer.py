@@ -60,17 +60,21 @@ async def _require_roost(client: Roost, roost_id: str, site_id: str) -> None:
 
 
 class _Progress:
-    """Forwards events to the display and remembers the ignore patterns already warned about."""
+    """Forwards events to the display (if any) and warns at once about ignore patterns that
+    matched nothing, which are usually typos worth seeing before a long upload."""
 
-    def __init__(self, view: ProgressView | None) -> None:
+    def __init__(self, view: ProgressView | None, *, warnings: bool) -> None:
         self.view = view
+        self.warnings = warnings
         self.reported_patterns: tuple[str, ...] = ()
 
     def __call__(self, event: ProgressEvent) -> None:
-        if isinstance(event, DiscoverProgress):
-            self.reported_patterns = event.unmatched_ignores if self.view is not None else ()
         if self.view is not None:
             self.view(event)
+        if isinstance(event, DiscoverProgress) and self.warnings:
+            for pattern in event.unmatched_ignores:
+                warn(f"ignore pattern {pattern!r} matched nothing")
+            self.reported_patterns = event.unmatched_ignores
 
     def close(self, ok: bool) -> None:
         if self.view is not None:
@@ -79,7 +83,7 @@ class _Progress:
 
 def _print_warnings(result: PushResult, already_reported: tuple[str, ...]) -> None:
     for text in result.warnings:
-        # An unmatched ignore pattern was shown at discover time, before the hashing.
+        # The engine may word the unmatched-pattern warning itself: it was shown at discover time.
         if not any(repr(pattern) in text or f"`{pattern}`" in text for pattern in already_reported):
             warn(text)
 
@@ -112,7 +116,9 @@ async def push(args: argparse.Namespace) -> int:
         site_id = settings.require_site()
         if not args.create:
             await _require_roost(client, args.roost_id, site_id)
-        progress = _Progress(make_view(quiet=args.json or args.quiet, verbose=args.verbose > 0))
+        progress = _Progress(
+            make_view(quiet=args.json or args.quiet, verbose=args.verbose > 0), warnings=not args.json
+        )
         options = PushOptions(
             site_id=site_id,
             name=args.name,
@@ -179,9 +185,8 @@ def _require_no_file(path: str) -> None:
 async def pull(args: argparse.Namespace) -> int:
     _require_no_file(args.directory)
     async with open_client(args) as (client, settings):
-        progress = _Progress(
-            None if args.check else make_view(quiet=args.json or args.quiet, verbose=args.verbose > 0)
-        )
+        view = None if args.check else make_view(quiet=args.json or args.quiet, verbose=args.verbose > 0)
+        progress = _Progress(view, warnings=False)
         options = PullOptions(
             site_id=settings.require_site(),
             ref=args.ref,
