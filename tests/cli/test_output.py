@@ -28,7 +28,7 @@ from roost.resources.roosts import (
 )
 
 from .conftest import Runner
-from .test_grammar import fake_result
+from .test_grammar import FakePush, fake_result
 
 SUMMARY = re.compile(
     r"^published v(\d+) ([0-9a-f]{12}): \d+ files \(.+\), \d+ of \d+ chunks uploaded \(.+\) in \d+\.\ds$"
@@ -249,3 +249,25 @@ def test_verbose_twice_logs_requests_without_the_token(roost_main: Runner, emula
     assert done.code == 0
     assert re.search(r"^roost: GET .*/api/whoami -> 200", done.err, re.MULTILINE), done.err
     assert emulator.token not in done.err
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"created_roost": True},
+            f"created the roost and published v3 {'ab' * 6}: 4 files (9.0 kB), 1 of 4 chunks",
+        ),
+        (
+            {"unchanged": True},
+            f"unchanged: v3 {'ab' * 6} already holds these 4 files (9.0 kB); nothing was published",
+        ),
+    ],
+)
+def test_the_summary_says_when_a_roost_was_created_or_nothing_changed(
+    roost_main: Runner, monkeypatch: pytest.MonkeyPatch, build: Path, changes: dict[str, Any], expected: str
+) -> None:
+    FakePush(monkeypatch, fake_result(**changes))
+    done = roost_main("push", str(build), "rst_out_fake", "--create", "--skip-unchanged")
+    assert done.code == 0, done.err
+    assert done.out.startswith(expected), done.out

@@ -27,7 +27,7 @@ from ._output import count_skipped, human_bytes, human_duration, skipped_line, s
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
-    from rich.progress import Progress, Task, TaskID
+    from rich.progress import Progress, ProgressColumn, Task, TaskID
 
 __all__ = ["PlainView", "ProgressView", "TerminalView", "make_view"]
 
@@ -144,7 +144,7 @@ class PlainView:
         return None
 
 
-def _spinner_column() -> object:
+def _spinner_column() -> ProgressColumn:
     from rich.progress import SpinnerColumn
     from rich.text import Text
 
@@ -166,7 +166,7 @@ class TerminalView:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         self._progress: Progress = Progress(
-            _spinner_column(),  # type: ignore[arg-type]
+            _spinner_column(),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
