@@ -133,9 +133,16 @@ async def run_demo(*, keep: str | None = None) -> int:
                 _step(f"pulling the rolled-back version into a fresh directory, {restored}")
                 if restored.exists():
                     shutil.rmtree(restored)
-                pulled = await client.roosts.pull(
-                    DEMO_ROOST_ID, restored, PullOptions(site_id=server.site_id)
-                )
+                view = make_view(quiet=False)
+                ok = False
+                try:
+                    pulled = await client.roosts.pull(
+                        DEMO_ROOST_ID, restored, PullOptions(site_id=server.site_id, on_progress=view)
+                    )
+                    ok = True
+                finally:
+                    if view is not None:
+                        view.close(ok)
                 print(
                     f"pulled v{pulled.version_number}: {pulled.stats.file_count} files, "
                     f"{pulled.stats.downloaded_chunks} chunks downloaded"
@@ -144,7 +151,10 @@ async def run_demo(*, keep: str | None = None) -> int:
                     DEMO_ROOST_ID, restored, PullOptions(site_id=server.site_id, check=True)
                 )
                 if not check.in_sync:
-                    print(f"the pulled directory differs from v{check.version_number}: {check}")
+                    print(
+                        f"the pulled directory differs from v{check.version_number}: "
+                        f"{len(check.added)} added, {len(check.removed)} removed, {len(check.changed)} changed"
+                    )
                     return _exit.DIFFERENT
                 print(f"checked: {restored} matches v{check.version_number} byte for byte")
         print("\ndemo finished: push, dedup, diff, rollback and pull all worked against the local server")
