@@ -271,3 +271,9 @@ def test_the_summary_says_when_a_roost_was_created_or_nothing_changed(
     done = roost_main("push", str(build), "rst_out_fake", "--create", "--skip-unchanged")
     assert done.code == 0, done.err
     assert done.out.startswith(expected), done.out
+
+
+def test_counts_read_as_english() -> None:
+    stream = io.StringIO()
+    PlainView(stream)(DiscoverProgress(file_count=1, total_bytes=2))
+    assert stream.getvalue() == "roost: found 1 file (2 B)\n"

@@ -91,7 +91,7 @@ def print_diff(diff: Mapping[str, Any]) -> None:
 def push_summary(result: PushResult, elapsed_s: float) -> str:
     """``published v3 1f2e3d4c5b6a: 32 files (5.3 MB, 1 empty), 1 of 32 chunks uploaded (4.2 MB) in 1.2s``."""
     stats = result.stats
-    files = f"{stats.file_count} files ({human_bytes(stats.total_bytes)}"
+    files = f"{plural(stats.file_count, 'file')} ({human_bytes(stats.total_bytes)}"
     files += f", {stats.empty_files} empty)" if stats.empty_files else ")"
     transfer = (
         f"{stats.uploaded_chunks} of {stats.unique_chunks} chunks uploaded "

@@ -23,7 +23,7 @@ from roost.resources.roosts import (
     PushProgressUpload,
 )
 
-from ._output import count_skipped, human_bytes, human_duration, skipped_line, skipped_lines
+from ._output import count_skipped, human_bytes, human_duration, plural, skipped_line, skipped_lines
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -109,7 +109,7 @@ class PlainView:
 
     def __call__(self, event: ProgressEvent) -> None:
         if isinstance(event, DiscoverProgress):
-            self._say(f"found {event.file_count} files ({human_bytes(event.total_bytes)})")
+            self._say(f"found {plural(event.file_count, 'file')} ({human_bytes(event.total_bytes)})")
             for note in _discover_notes(event, self._verbose):
                 self._say(note, prefix="")
         elif isinstance(event, HashProgress):
@@ -128,7 +128,7 @@ class PlainView:
         elif isinstance(event, PushProgressPublish):
             self._say(f"publishing again (attempt {event.attempt + 1})")
         elif isinstance(event, PullProgressDiscover):
-            self._say(f"version has {event.file_count} files ({human_bytes(event.total_bytes)})")
+            self._say(f"version has {plural(event.file_count, 'file')} ({human_bytes(event.total_bytes)})")
         elif isinstance(event, PullProgressPlan):
             self._say(
                 f"{event.files_to_write} files to write: {event.chunks_to_download} chunks to download "
@@ -202,7 +202,7 @@ class TerminalView:
             for note in _discover_notes(event, self._verbose):
                 progress.console.print(note, markup=False, highlight=False)
             self._hash_task = progress.add_task(
-                "hashing", total=max(event.total_bytes, 1), detail=f"{event.file_count} files"
+                "hashing", total=max(event.total_bytes, 1), detail=f"{plural(event.file_count, 'file')}"
             )
         elif isinstance(event, HashProgress) and self._hash_task is not None:
             progress.update(
@@ -226,7 +226,9 @@ class TerminalView:
         elif isinstance(event, PushProgressPublish):
             progress.add_task("publishing", total=1, completed=0, detail=f"attempt {event.attempt + 1}")
         elif isinstance(event, PullProgressDiscover):
-            self._done_task("reading", f"{event.file_count} files ({human_bytes(event.total_bytes)})")
+            self._done_task(
+                "reading", f"{plural(event.file_count, 'file')} ({human_bytes(event.total_bytes)})"
+            )
         elif isinstance(event, PullProgressPlan):
             self._done_task(
                 "planning",

@@ -90,7 +90,7 @@ def _print_warnings(result: PushResult, already_reported: tuple[str, ...]) -> No
 
 def _dry_run_text(result: PushResult) -> str:
     stats = result.stats
-    scanned = f"{stats.file_count} files ({human_bytes(stats.total_bytes)})"
+    scanned = f"{plural(stats.file_count, 'file')} ({human_bytes(stats.total_bytes)})"
     plan = result.plan
     if plan is None:
         return f"dry run: {scanned}; nothing was published"
@@ -157,7 +157,7 @@ def _pull_text(result: PullResult, directory: str, elapsed: float) -> list[str]:
     head = f"v{result.version_number} {short_id(result.version_id)}"
     if result.check:
         if result.in_sync:
-            return [f"in sync: {directory} matches {head} ({stats.file_count} files)"]
+            return [f"in sync: {directory} matches {head} ({plural(stats.file_count, 'file')})"]
         lines = [
             f"different: {directory} differs from {head}: {len(result.added)} added, "
             f"{len(result.removed)} removed, {len(result.changed)} changed"
@@ -167,7 +167,7 @@ def _pull_text(result: PullResult, directory: str, elapsed: float) -> list[str]:
         lines += [f"  ~ {path}" for path in result.changed]
         return lines
     lines = [
-        f"pulled {head} into {directory}: {stats.file_count} files ({human_bytes(stats.total_bytes)}), "
+        f"pulled {head} into {directory}: {plural(stats.file_count, 'file')} ({human_bytes(stats.total_bytes)}), "
         f"{stats.written_files} written, {stats.unchanged_files} unchanged, {stats.deleted_files} deleted; "
         f"{stats.downloaded_chunks} chunks downloaded ({human_bytes(stats.downloaded_bytes)}), "
         f"{stats.copied_chunks} copied locally in {human_duration(elapsed)}"
