@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from roost.testing import serve
+from roost.cli import main
+from roost.testing import serve, start_server
 
 
 @pytest.fixture
@@ -48,3 +52,41 @@ def small_build(tmp_path: Path) -> Path:
         (folder / f"c{index}.tox").write_bytes(os.urandom(1000 + index))
     (root / "empty.marker").write_bytes(b"")
     return root
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Runner = Callable[..., Ran]
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Any]:
+    """One emulator for a module's in-process CLI runs (each test uses its own roost ids)."""
+    with start_server() as running:
+        yield running
+
+
+@pytest.fixture
+def roost_main(emulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Runner:
+    """Runs ``main(argv)`` in this process (no interpreter start): exit code, stdout, stderr."""
+    for name in [k for k in os.environ if k.startswith("OWLETTE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OWLETTE_TOKEN", emulator.token)
+    monkeypatch.setenv("OWLETTE_API_URL", emulator.url)
+    monkeypatch.setenv("OWLETTE_SITE", emulator.site_id)
+
+    def run(*argv: str) -> Ran:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return run

@@ -30,7 +30,14 @@ async def run_cli(
 
 async def test_push_json_matches_the_api(server: Any, small_build: Path) -> None:
     done = await run_cli(
-        "push", str(small_build), ROOST_ID, "--json", "--description", "from cli", env=cli_env(server)
+        "push",
+        str(small_build),
+        ROOST_ID,
+        "--create",
+        "--json",
+        "--description",
+        "from cli",
+        env=cli_env(server),
     )
     assert done.returncode == 0, done.stderr.decode()
     result = json.loads(done.stdout)
@@ -45,7 +52,7 @@ async def test_push_json_matches_the_api(server: Any, small_build: Path) -> None
 
 
 async def test_plain_output_when_not_a_terminal(server: Any, small_build: Path) -> None:
-    done = await run_cli("push", str(small_build), ROOST_ID, env=cli_env(server))
+    done = await run_cli("push", str(small_build), ROOST_ID, "--create", env=cli_env(server))
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stderr.decode().splitlines()
     assert lines[0].startswith("roost: found 32 files (")
@@ -95,7 +102,9 @@ async def test_exit_codes(server: Any, small_build: Path, tmp_path: Path) -> Non
 async def test_sigint_during_upload_publishes_nothing(small_build: Path) -> None:
     async with serve(faults="storage_latency_ms=400,seed=1") as slow:
         process = await anyio.open_process(
-            [*ROOST_CMD, "push", str(small_build), ROOST_ID], env=cli_env(slow), stderr=subprocess.PIPE
+            [*ROOST_CMD, "push", str(small_build), ROOST_ID, "--create"],
+            env=cli_env(slow),
+            stderr=subprocess.PIPE,
         )
         assert process.stderr is not None
         seen = b""
@@ -119,13 +128,13 @@ async def test_sigint_during_upload_publishes_nothing(small_build: Path) -> None
 async def test_versions_diff_rollback_and_deploy_dry_run(server: Any, small_build: Path) -> None:
     env = cli_env(server)
     assert (
-        await run_cli("push", str(small_build), ROOST_ID, "--target", "machine-a", env=env)
+        await run_cli("push", str(small_build), ROOST_ID, "--create", "--target", "machine-a", env=env)
     ).returncode == 0
     (small_build / "components" / "g0" / "c0.tox").write_bytes(b"changed")
     assert (await run_cli("push", str(small_build), ROOST_ID, env=env)).returncode == 0
 
     listed = await run_cli("versions", "list", ROOST_ID, "--json", env=env)
-    assert [v["versionNumber"] for v in json.loads(listed.stdout)] == [2, 1]
+    assert [v["version_number"] for v in json.loads(listed.stdout)] == [2, 1]
     diff = await run_cli("versions", "diff", ROOST_ID, "2", "--against", "1", env=env)
     assert diff.returncode == 0, diff.stderr
     assert b"1 changed" in diff.stdout
@@ -181,6 +190,8 @@ async def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert " 1 of " in third_push
     assert "~ media/loop_a.mp4" in out
     assert "current version is v1" in out
+    assert "pulled v1: 244 files" in out
+    assert "matches v1 byte for byte" in out
     assert "demo finished" in out
 
 

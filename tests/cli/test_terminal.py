@@ -41,7 +41,7 @@ async def test_progress_display_shows_every_state_and_ends_with_the_version(
 ) -> None:
     env = cli_env(server, TERM="xterm-256color")
     code, screen, raw = await anyio.to_thread.run_sync(
-        run_in_pty, [*ROOST_CMD, "push", str(small_build), "rst_pty_tests"], env
+        run_in_pty, [*ROOST_CMD, "push", str(small_build), "rst_pty_tests", "--create"], env
     )
     assert code == 0, raw
     lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
@@ -55,3 +55,20 @@ async def test_progress_display_shows_every_state_and_ends_with_the_version(
     assert lines[-1].startswith("published v1 ")
     # A live display redraws in place: the raw stream carries cursor movement, not plain lines.
     assert "\x1b[" in raw
+
+
+SPINNER_FRAMES = set("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+
+
+async def test_finished_spinners_stop(server: Any, small_build: Path) -> None:
+    env = cli_env(server, TERM="xterm-256color")
+    code, screen, raw = await anyio.to_thread.run_sync(
+        run_in_pty, [*ROOST_CMD, "push", str(small_build), "rst_pty_spinners", "--create"], env
+    )
+    assert code == 0, raw
+    task_lines = [
+        line for line in screen.splitlines() if any(w in line for w in ("hashing", "checking", "uploading"))
+    ]
+    assert len(task_lines) == 3, screen
+    for line in task_lines:
+        assert not SPINNER_FRAMES & set(line), line

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from ..client import DEFAULT_API_URL
+from roost import DEFAULT_API_URL, Roost
+
 from ._exit import UsageError
 
 TOKEN_ENV = "OWLETTE_TOKEN"
@@ -19,6 +22,9 @@ class Settings:
     token: str
     api_url: str
     site_id: str | None
+
+    def __repr__(self) -> str:  # the token never reaches a log or a traceback
+        return f"Settings(token=<redacted>, api_url={self.api_url!r}, site_id={self.site_id!r})"
 
     def require_site(self) -> str:
         if not self.site_id:
@@ -33,3 +39,11 @@ def resolve(args: argparse.Namespace) -> Settings:
     api_url = getattr(args, "api_url", None) or os.environ.get(API_URL_ENV) or DEFAULT_API_URL
     site_id = getattr(args, "site", None) or os.environ.get(SITE_ENV) or None
     return Settings(token=token, api_url=api_url, site_id=site_id)
+
+
+@asynccontextmanager
+async def open_client(args: argparse.Namespace) -> AsyncIterator[tuple[Roost, Settings]]:
+    """The SDK client for these settings, closed when the command is done."""
+    settings = resolve(args)
+    async with Roost(token=settings.token, api_url=settings.api_url) as client:
+        yield client, settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 import shutil
 import tempfile
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import anyio
 
-from .._roost import Roost
-from ..chunker import CHUNK_SIZE_BYTES, backend
-from ..resources.roosts import PushOptions, PushResult, RollbackOptions
+from roost import Roost
+from roost.chunker import CHUNK_SIZE_BYTES, backend
+from roost.resources.roosts import PullOptions, PushOptions, PushResult, RollbackOptions
+
 from . import _exit
-from ._commands import make_view, print_diff
-from ._progress import human_bytes
+from ._output import print_diff, push_summary, short_id
+from ._progress import make_view
 
 DEMO_ROOST_ID = "rst_demo_lobby"
 MEDIA_FILES = {"media/intro.mov": 9 * CHUNK_SIZE_BYTES // 2, "media/loop_a.mp4": 6 * CHUNK_SIZE_BYTES}
@@ -57,19 +59,13 @@ def _step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def _summarise(result: PushResult, elapsed: float) -> None:
-    stats = result.stats
-    print(
-        f"published v{result.version_number} {result.version_id[:12]}: {stats.file_count} files "
-        f"({human_bytes(stats.total_bytes)}, {stats.empty_files} empty), "
-        f"{stats.uploaded_chunks} of {stats.unique_chunks} chunks uploaded "
-        f"({human_bytes(stats.uploaded_bytes)}) in {elapsed:.1f}s"
-    )
+async def demo(args: argparse.Namespace) -> int:
+    return await run_demo(keep=args.keep)
 
 
 async def run_demo(*, keep: str | None = None) -> int:
     try:
-        from ..testing import serve
+        from roost.testing import serve
     except ImportError as error:
         print(f"roost demo needs the 'server' extra: pip install 'owlette-sdk[server]' ({error})")
         return _exit.USAGE
@@ -88,18 +84,20 @@ async def run_demo(*, keep: str | None = None) -> int:
                 await anyio.to_thread.run_sync(_fresh_sample_build, build)
 
                 async def push(description: str) -> PushResult:
-                    view = make_view(False)
+                    view = make_view(quiet=False)
                     started = time.perf_counter()
+                    ok = False
                     try:
                         result = await client.roosts.push(
                             build,
                             DEMO_ROOST_ID,
                             PushOptions(site_id=server.site_id, description=description, on_progress=view),
                         )
+                        ok = True
                     finally:
                         if view is not None:
-                            view.close()
-                    _summarise(result, time.perf_counter() - started)
+                            view.close(ok)
+                    print(push_summary(result, time.perf_counter() - started))
                     return result
 
                 _step("first push: everything is new")
@@ -128,9 +126,38 @@ async def run_demo(*, keep: str | None = None) -> int:
                 current = detail.current_version
                 print(
                     f"current version is v{current.version_number if current else '?'} "
-                    f"({rolled.current_version_id[:12]})"
+                    f"({short_id(rolled.current_version_id)})"
                 )
-        print("\ndemo finished: push, dedup, diff and rollback all worked against the local server")
+
+                restored = workdir / "restored"
+                _step(f"pulling the rolled-back version into a fresh directory, {restored}")
+                if restored.exists():
+                    shutil.rmtree(restored)
+                view = make_view(quiet=False)
+                ok = False
+                try:
+                    pulled = await client.roosts.pull(
+                        DEMO_ROOST_ID, restored, PullOptions(site_id=server.site_id, on_progress=view)
+                    )
+                    ok = True
+                finally:
+                    if view is not None:
+                        view.close(ok)
+                print(
+                    f"pulled v{pulled.version_number}: {pulled.stats.file_count} files, "
+                    f"{pulled.stats.downloaded_chunks} chunks downloaded"
+                )
+                check = await client.roosts.pull(
+                    DEMO_ROOST_ID, restored, PullOptions(site_id=server.site_id, check=True)
+                )
+                if not check.in_sync:
+                    print(
+                        f"the pulled directory differs from v{check.version_number}: "
+                        f"{len(check.added)} added, {len(check.removed)} removed, {len(check.changed)} changed"
+                    )
+                    return _exit.DIFFERENT
+                print(f"checked: {restored} matches v{check.version_number} byte for byte")
+        print("\ndemo finished: push, dedup, diff, rollback and pull all worked against the local server")
         return _exit.OK
     finally:
         if not keep:
