@@ -22,7 +22,7 @@ from .local import remove_empty_parents, remove_local, scan_destination
 from .manifest import VersionManifest, fetch_manifest
 from .paths import DestLayout, check_manifest_paths, inspect_destination
 from .plan import PullPlan, Target, build_plan, under
-from .transfer import STREAM_MIN_BYTES, ChunkFetcher, DownloadUrls, download_chunk
+from .transfer import ChunkFetcher, DownloadUrls, download_chunk
 from .types import (
     PullOptions,
     PullProgressDiscover,
@@ -316,11 +316,7 @@ async def _download(
     budget = ByteBudget(opts.concurrency * CHUNK_SIZE_BYTES)
     slots = anyio.Semaphore(opts.concurrency * SMALL_CHUNK_FANOUT)
 
-    # The byte budget holds at most budget / STREAM_MIN_BYTES streamed chunks: one connection each.
-    streams = opts.concurrency * CHUNK_SIZE_BYTES // STREAM_MIN_BYTES
-    fetcher = ChunkFetcher(
-        http, max_connections=opts.concurrency * SMALL_CHUNK_FANOUT, stream_connections=streams
-    )
+    fetcher = ChunkFetcher(http, max_connections=opts.concurrency * SMALL_CHUNK_FANOUT)
     async with fetcher:
 
         async def download_one(chunk_hash: str, size: int) -> None:

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
-from .._push.http11 import LeanHttp11Transport
-from .._push.storage import _BorrowedTransport, _cookieless_jar, _environment_proxies
 from .._push.urls import parse_expiry
+from .._transport import StorageClient
 from ..client import RetryPolicy, RoostClient
 from ..resources.chunks import Chunks
 from .types import ChunkDownloadError
@@ -140,46 +139,27 @@ class DownloadUrls:
 
 
 class ChunkFetcher:
-    """GETs of signed storage URLs: never with the API token, ``Roost-Version`` or cookies.
+    """GETs of signed storage URLs through the shared credential-free :class:`StorageClient`.
 
-    - Chunks of at least :data:`STREAM_MIN_BYTES`, and every chunk when the API client has a
-      custom transport (used, never closed here) or a proxy is configured in the environment:
-      a streaming ``httpx`` GET, so that progress moves while a large chunk arrives.
-    - Smaller chunks otherwise: the push's lean HTTP/1.1 transport. Through httpx a tiny GET
-      costs several times more CPU (its pool scans every connection per request, and httpcore
-      tries to import ``sniffio`` on each one): measured, it capped a pull of 2,000 small files
-      at about 70 files/s on two cores.
+    Chunks of at least :data:`STREAM_MIN_BYTES` (and every chunk off the lean path: a custom
+    transport or an environment proxy) are streamed, so that progress moves while a large chunk
+    arrives; smaller ones are one lean GET each.
     """
 
-    def __init__(self, http: RoostClient, *, max_connections: int, stream_connections: int) -> None:
-        transport = http.transport
-        self.retry: RetryPolicy = http.retry
-        self._timeout = httpx.Timeout(http.timeout).as_dict()
-        self._lean: LeanHttp11Transport | None = None
-        if transport is None and not _environment_proxies():
-            self._lean = LeanHttp11Transport(max_connections=max_connections)
-        size = stream_connections if self._lean is not None else max_connections
-        self._client = httpx.AsyncClient(
-            transport=None if transport is None else _BorrowedTransport(transport),
-            timeout=http.timeout,
-            follow_redirects=False,
-            cookies=_cookieless_jar(),
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        )
-        for name in list(self._client.headers):  # drop httpx's defaults: storage gets nothing extra
-            del self._client.headers[name]
+    def __init__(self, http: RoostClient, *, max_connections: int) -> None:
+        self._storage = StorageClient(http, max_connections=max_connections)
+        self.retry: RetryPolicy = self._storage.retry
 
     async def get(self, url: str, limit: int, on_bytes: OnBytes) -> tuple[int, bytes]:
         """``(status, body)``; the body of a non-200 answer is dropped, one over ``limit`` cut."""
-        if self._lean is not None and limit < STREAM_MIN_BYTES:
-            request = httpx.Request("GET", url, extensions={"timeout": self._timeout})
-            response = await self._lean.handle_async_request(request)
-            body = await response.aread()
+        if self._storage.lean and limit < STREAM_MIN_BYTES:
+            response = await self._storage.get(url)
             if response.status_code != 200:
                 return response.status_code, b""
+            body = response.content
             await on_bytes(len(body))
             return 200, body
-        async with self._client.stream("GET", url) as streamed:
+        async with self._storage.stream(url) as streamed:
             if streamed.status_code != 200:
                 return streamed.status_code, b""
             received = bytearray()
@@ -191,9 +171,7 @@ class ChunkFetcher:
             return 200, bytes(received)
 
     async def aclose(self) -> None:
-        if self._lean is not None:
-            await self._lean.aclose()
-        await self._client.aclose()
+        await self._storage.aclose()
 
     async def __aenter__(self) -> ChunkFetcher:
         return self

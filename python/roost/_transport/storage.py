@@ -234,7 +234,17 @@ class StorageClient:
                 on_sent(done)
 
     async def get(self, url: str) -> httpx.Response:
-        """One GET of ``url`` (no retry), its body read into the response."""
+        """One GET of ``url`` (no retry), its body read into the response.
+
+        On the lean path a GET skips httpx's client layer as PUTs do: through it a tiny GET cost
+        several times more CPU (measured: a pull of 2,000 small files capped at about 70 files/s
+        on two cores). Large bodies whose progress matters should use :meth:`stream`.
+        """
+        if self._lean is not None:
+            request = httpx.Request("GET", url, extensions={"timeout": self._timeout})
+            response = await self._lean.handle_async_request(request)
+            await response.aread()
+            return response
         async with self._httpx_client() as client:
             return await client.get(url)
 

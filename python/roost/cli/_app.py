@@ -19,7 +19,14 @@ from typing import Any
 
 import httpx
 
-from roost import ChunkSourceChangedError, ChunkUploadError, MalformedResponseError, RoostApiError
+from roost import (
+    ChunkDownloadError,
+    ChunkSourceChangedError,
+    ChunkUploadError,
+    MalformedResponseError,
+    RoostApiError,
+    RoostConnectionError,
+)
 from roost.resources.roosts import UnsafeManifestPathError
 
 from . import _exit
@@ -54,6 +61,10 @@ def _classify(error: BaseException) -> _Failure | None:
         return _Failure(_exit.API_ERROR, "unsafe_manifest_path", str(error))
     if isinstance(error, ChunkUploadError):
         return _Failure(_exit.API_ERROR, "chunk_upload_failed", str(error))
+    if isinstance(error, ChunkDownloadError):
+        return _Failure(_exit.API_ERROR, "chunk_download_failed", str(error))
+    if isinstance(error, RoostConnectionError):
+        return _Failure(_exit.API_ERROR, "connection_error", str(error))
     if isinstance(error, MalformedResponseError):
         return _Failure(_exit.API_ERROR, "malformed_response", str(error))
     if isinstance(error, httpx.HTTPError):

@@ -27,6 +27,7 @@ from roost import (
     PlatformUser,
     ProcessRecord,
     PromoteRole,
+    PullResult,
     PushOptions,
     PushResult,
     QuotaSnapshot,
@@ -40,7 +41,7 @@ from roost import (
     WebhookSubscription,
     WhoamiResponse,
 )
-from roost._pull.types import PullOptions, PullResult
+from roost._pull.types import PullOptions
 from roost.resources import QuotaPeriod
 from roost.resources._common import VersionRef
 from roost.sync._client import BlockingResource
