@@ -22,7 +22,7 @@ from .local import remove_empty_parents, remove_local, scan_destination
 from .manifest import VersionManifest, fetch_manifest
 from .paths import DestLayout, check_manifest_paths, inspect_destination
 from .plan import PullPlan, Target, build_plan, under
-from .transfer import ChunkFetcher, DownloadUrls, download_chunk
+from .transfer import ChunkFetcher, download_chunk, download_urls
 from .types import (
     PullOptions,
     PullProgressDiscover,
@@ -312,7 +312,7 @@ async def _download(
     held at once, at most ``concurrency x SMALL_CHUNK_FANOUT`` GETs at once."""
     total_bytes = sum(plan.sizes[chunk_hash] for chunk_hash in downloads)
     meter = _Meter(emit, len(downloads), total_bytes, time.monotonic)
-    urls = DownloadUrls(http, opts.site_id, downloads)
+    urls = download_urls(http, opts.site_id, downloads)
     budget = ByteBudget(opts.concurrency * CHUNK_SIZE_BYTES)
     slots = anyio.Semaphore(opts.concurrency * SMALL_CHUNK_FANOUT)
 

@@ -8,36 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import anyio
 import httpx
 
-from .._push.urls import parse_expiry
+from .._push.urls import UrlPool
 from .._transport import StorageClient
 from ..client import RetryPolicy, RoostClient
-from ..resources.chunks import Chunks
 from .types import ChunkDownloadError
 
 __all__ = [
     "MAX_URL_REFRESHES",
-    "MINT_BATCH_SIZE",
     "STREAM_MIN_BYTES",
     "ChunkFetcher",
-    "DownloadUrls",
     "download_chunk",
+    "download_urls",
 ]
 
 logger = logging.getLogger("roost")
 
-#: ``/api/chunks/download-urls`` takes at most 1000 hashes; stay clear of it.
-MINT_BATCH_SIZE = 900
-#: Lifetime assumed when the API sends no readable ``expiresAt`` (the documented 15 minutes).
-FALLBACK_LIFETIME_S = 900.0
-#: A URL closer than this to its expiry is re-minted before use (at most a quarter of its lifetime).
-MAX_EXPIRY_MARGIN_S = 30.0
 #: Fresh URLs tried for one chunk after storage answered 401/403, on top of the retry budget.
 MAX_URL_REFRESHES = 8
 #: Chunks of at least this size are streamed (progress moves mid-chunk); smaller ones take the lean path.
@@ -50,92 +40,9 @@ _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 OnBytes = Callable[[int], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Signed:
-    url: str
-    deadline: float  # monotonic seconds
-    margin: float
-
-
-class DownloadUrls:
-    """Signed GET URLs for the chunks of one pull, minted on demand in download order.
-
-    ``get(h)`` returns a URL not near its expiry, minting ``h`` and the next not-yet-downloaded
-    hashes lacking a fresh one (at most :data:`MINT_BATCH_SIZE`) when needed; one mint at a time.
-    ``reject(h, url)`` forgets a URL storage refused, ``done(h)`` a chunk that is in.
-    """
-
-    def __init__(
-        self,
-        http: RoostClient,
-        site_id: str,
-        order: Sequence[str],
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._chunks = Chunks(http)
-        self._site_id = site_id
-        self._order = list(order)
-        self._index = {chunk_hash: i for i, chunk_hash in enumerate(self._order)}
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._urls: dict[str, _Signed] = {}
-        self._done: set[str] = set()
-        self._lock = anyio.Lock()
-        self.mint_calls = 0
-
-    def _fresh(self, signed: _Signed | None) -> bool:
-        return signed is not None and signed.deadline - self._clock() > signed.margin
-
-    async def get(self, chunk_hash: str) -> str:
-        signed = self._urls.get(chunk_hash)
-        if signed is not None and self._fresh(signed):
-            return signed.url
-        async with self._lock:
-            signed = self._urls.get(chunk_hash)
-            if not self._fresh(signed):
-                await self._mint(self._batch_for(chunk_hash))
-                signed = self._urls.get(chunk_hash)
-        if signed is None:
-            raise ChunkDownloadError(chunk_hash, "the API returned no download URL for this chunk")
-        return signed.url
-
-    def reject(self, chunk_hash: str, url: str) -> None:
-        signed = self._urls.get(chunk_hash)
-        if signed is not None and signed.url == url:
-            del self._urls[chunk_hash]
-
-    def done(self, chunk_hash: str) -> None:
-        self._done.add(chunk_hash)
-        self._urls.pop(chunk_hash, None)
-
-    def _batch_for(self, chunk_hash: str) -> list[str]:
-        batch = [chunk_hash]
-        start = self._index.get(chunk_hash, len(self._order))
-        for candidate in self._order[start + 1 :]:
-            if len(batch) >= MINT_BATCH_SIZE:
-                break
-            if candidate not in self._done and not self._fresh(self._urls.get(candidate)):
-                batch.append(candidate)
-        return batch
-
-    async def _mint(self, batch: list[str]) -> None:
-        sent_at = self._clock()
-        data = await self._chunks.download_urls(self._site_id, batch)
-        self.mint_calls += 1
-        urls = data.get("urls")
-        urls = urls if isinstance(urls, dict) else {}
-        expires = parse_expiry(data.get("expiresAt"))
-        lifetime = FALLBACK_LIFETIME_S if expires is None else expires - self._wall_clock()
-        # Measured from when the request was sent, so a slow mint cannot overstate the lifetime.
-        deadline = sent_at + lifetime
-        margin = min(MAX_EXPIRY_MARGIN_S, max(lifetime, 0.0) / 4)
-        wanted = set(batch)
-        for chunk_hash, url in urls.items():
-            if chunk_hash in wanted and isinstance(url, str) and url:
-                self._urls[chunk_hash] = _Signed(url, deadline, margin)
-        logger.debug("minted %d download URLs (%.1fs to expiry)", len(batch), lifetime)
+def download_urls(http: RoostClient, site_id: str, order: Sequence[str]) -> UrlPool:
+    """Signed GET URLs for ``order`` (download order), minted lazily by the push's one URL pool."""
+    return UrlPool(http, site_id, order, kind="download", missing=ChunkDownloadError)
 
 
 class ChunkFetcher:
@@ -191,7 +98,7 @@ async def _digest(data: bytes) -> str:
 
 
 async def download_chunk(
-    fetcher: ChunkFetcher, urls: DownloadUrls, chunk_hash: str, size: int, on_bytes: OnBytes
+    fetcher: ChunkFetcher, urls: UrlPool, chunk_hash: str, size: int, on_bytes: OnBytes
 ) -> bytes:
     """One chunk's bytes, verified against ``chunk_hash`` before they are returned.
 

@@ -1,4 +1,7 @@
-"""The upload URL pool: mints signed PUT URLs lazily, in batches, and knows when each expires."""
+"""The signed-URL pool: mints storage URLs lazily, in batches, and knows when each expires.
+
+One pool serves the push (``kind="upload"``: PUT URLs) and the pull (``kind="download"``: GET URLs).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -21,7 +24,8 @@ __all__ = ["MINT_BATCH_SIZE", "UrlPool", "parse_expiry"]
 logger = logging.getLogger("roost")
 
 MINT_BATCH_SIZE = 900
-#: Lifetime assumed when the API sends no (or an unreadable) ``expiresAt``.
+#: Lifetime assumed when the API sends no (or an unreadable) ``expiresAt``: well below the
+#: documented 60 minutes of upload URLs and 15 minutes of download URLs.
 FALLBACK_LIFETIME_S = 600.0
 #: A URL closer than this to its expiry is re-minted before use (at most a quarter of its lifetime).
 MAX_EXPIRY_MARGIN_S = 30.0
@@ -57,7 +61,7 @@ def _server_now(headers: dict[str, str]) -> float | None:
 
 
 class UrlPool:
-    """Signed PUT URLs for the chunks of one upload run, minted on demand.
+    """Signed URLs (PUT for ``kind="upload"``, GET for ``"download"``) for one run, minted on demand.
 
     ``get(h)`` returns a URL for ``h`` that is not near its expiry; when there is none it mints one
     batch: ``h`` plus the following not-yet-uploaded hashes of the run (in upload order) lacking a
@@ -72,11 +76,16 @@ class UrlPool:
         site_id: str,
         order: Sequence[str],
         *,
+        kind: Literal["upload", "download"] = "upload",
+        missing: Callable[[str, str], Exception] = ChunkUploadError,
         batch_size: int = MINT_BATCH_SIZE,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
+        self._route = f"/api/chunks/{kind}-urls"
+        self._kind = kind
+        self._missing = missing
         self._site_id = site_id
         self._order = list(order)
         self._index = {chunk_hash: i for i, chunk_hash in enumerate(self._order)}
@@ -103,7 +112,7 @@ class UrlPool:
                 await self._mint(self._batch_for(chunk_hash))
                 signed = self._urls.get(chunk_hash)
         if signed is None:
-            raise ChunkUploadError(chunk_hash, "the API returned no upload URL for this chunk")
+            raise self._missing(chunk_hash, f"the API returned no {self._kind} URL for this chunk")
         # Freshly minted URLs are used even when their whole lifetime is below the margin.
         return signed.url
 
@@ -133,20 +142,20 @@ class UrlPool:
     async def _mint(self, batch: list[str]) -> None:
         sent_at = self._clock()
         response = await self._http.request(
-            "/api/chunks/upload-urls", method="POST", body={"siteId": self._site_id, "hashes": batch}
+            self._route, method="POST", body={"siteId": self._site_id, "hashes": batch}
         )
         self.mint_calls += 1
-        data = expect_object(response.data, "POST /api/chunks/upload-urls")
+        data = expect_object(response.data, f"POST {self._route}")
         urls: Any = data.get("urls")
         if not isinstance(urls, dict):
-            raise MalformedResponseError("POST /api/chunks/upload-urls", "field 'urls' is not an object")
+            raise MalformedResponseError(f"POST {self._route}", "field 'urls' is not an object")
         deadline, margin = self._deadline(data.get("expiresAt"), response.headers, sent_at)
         wanted = set(batch)
         for chunk_hash, url in urls.items():
             if chunk_hash in wanted and isinstance(url, str) and url:
                 self._urls[chunk_hash] = _Signed(url, deadline, margin)
                 self.minted += 1
-        logger.debug("minted %d upload URLs (%.1fs to expiry)", len(batch), deadline - self._clock())
+        logger.debug("minted %d %s URLs (%.1fs to expiry)", len(batch), self._kind, deadline - self._clock())
 
     def _deadline(self, expires_at: object, headers: dict[str, str], sent_at: float) -> tuple[float, float]:
         """Monotonic deadline and near-expiry margin of a batch minted at ``sent_at``."""
