@@ -40,6 +40,12 @@ def module_files() -> dict[str, Path]:
 
 
 MODULES = module_files()
+#: Extension modules, known by their stubs (``roost/_native.pyi``): import targets, never sources.
+EXTENSIONS = {
+    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    for path in (ROOT / PACKAGE).rglob("*.pyi")
+    if not path.with_suffix(".py").exists() and path.name != "__init__.pyi"
+}
 
 
 def within(module: str, package: str) -> bool:
@@ -98,7 +104,7 @@ class Imports(ast.NodeVisitor):
         base = resolve(self.module, node)
         for alias in node.names:
             candidate = f"{base}.{alias.name}"
-            self.add(candidate if candidate in MODULES else base, node)
+            self.add(candidate if candidate in MODULES or candidate in EXTENSIONS else base, node)
 
 
 def parse(module: str) -> ast.Module:

@@ -254,23 +254,23 @@ def test_verbose_twice_logs_requests_without_the_token(roost_main: Runner, emula
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        (
-            {"created_roost": True},
-            f"created the roost and published v3 {'ab' * 6}: 4 files (9.0 kB), 1 of 4 chunks",
-        ),
+        ({"created_roost": True}, f"published v3 {'ab' * 6}: 4 files (9.0 kB), 1 of 4 chunks"),
         (
             {"unchanged": True},
             f"unchanged: v3 {'ab' * 6} already holds these 4 files (9.0 kB); nothing was published",
         ),
     ],
 )
-def test_the_summary_says_when_a_roost_was_created_or_nothing_changed(
+def test_the_summary_says_when_nothing_changed_and_create_says_it_creates(
     roost_main: Runner, monkeypatch: pytest.MonkeyPatch, build: Path, changes: dict[str, Any], expected: str
 ) -> None:
     FakePush(monkeypatch, fake_result(**changes))
-    done = roost_main("push", str(build), "rst_out_fake", "--create", "--skip-unchanged")
+    done = roost_main("push", str(build), "rst_out_fake", "--create", "--skip-unchanged", "-v")
     assert done.code == 0, done.err
     assert done.out.startswith(expected), done.out
+    # The roost does not exist on the emulator: --create -v says up front that this push creates it.
+    assert "roost: rst_out_fake does not exist on site" in done.err, done.err
+    assert "this push creates it (--create)" in done.err
 
 
 def test_counts_read_as_english() -> None:

@@ -143,9 +143,9 @@ async def test_bad_transfer_options_fail_before_any_request(server: EmulatorServ
     tree = tmp_path / "tree"
     random_tree(tree, 1000, 1)
     calls = server.api_calls
-    with pytest.raises(ValueError, match=r"PushOptions\.stall_timeout_s must be .* > 0, got -1"):
+    with pytest.raises(ValueError, match=r"PushOptions\.stall_timeout_s must be .*, got -1"):
         await push(server, tree, stall_timeout_s=-1)
-    with pytest.raises(ValueError, match=r"PushOptions\.bandwidth_limit must be .* >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"PushOptions\.bandwidth_limit .*must be .*, got 0"):
         await push(server, tree, bandwidth_limit=0)
     assert server.api_calls == calls
     assert server.storage_requests == []

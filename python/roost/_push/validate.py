@@ -13,12 +13,14 @@ import os
 import re
 from collections.abc import Sequence
 
-from .._transport import check_transfer_options
 from .types import PushOptions, PushSourceNotADirectoryError, PushSourceNotFoundError
 
 __all__ = [
+    "MAX_BANDWIDTH_LIMIT",
     "MAX_CONCURRENCY",
     "MAX_DESCRIPTION_UNITS",
+    "MAX_STALL_TIMEOUT_S",
+    "MIN_BANDWIDTH_LIMIT",
     "validate_push",
 ]
 
@@ -29,6 +31,9 @@ MAX_DESCRIPTION_UNITS = 500
 #: ``concurrency x 4 MiB`` of chunk bytes may be held at once: 256 is already 1 GiB.
 MAX_CONCURRENCY = 256
 #: Below 1 KiB/s a 4 MiB chunk takes over an hour: a unit mistake rather than a wish.
+MIN_BANDWIDTH_LIMIT = 1024
+MAX_BANDWIDTH_LIMIT = 1 << 40
+MAX_STALL_TIMEOUT_S = 3600.0
 _VERIFY = ("stat", "fast")
 _FLAGS = ("dry_run", "cache", "default_ignores", "allow_unportable_paths", "skip_unchanged")
 
@@ -108,7 +113,17 @@ def _check_options(opts: PushOptions) -> None:
     if opts.ignore_file is not None and not isinstance(opts.ignore_file, (str, os.PathLike)):
         raise _fail("PushOptions.ignore_file", "must be None or a path", opts.ignore_file)
     _check_number(opts.concurrency, "PushOptions.concurrency", 1, MAX_CONCURRENCY, integer=True)
-    check_transfer_options(bandwidth_limit=opts.bandwidth_limit, stall_timeout_s=opts.stall_timeout_s)
+    if opts.bandwidth_limit is not None:
+        _check_number(
+            opts.bandwidth_limit,
+            "PushOptions.bandwidth_limit (bytes per second)",
+            MIN_BANDWIDTH_LIMIT,
+            MAX_BANDWIDTH_LIMIT,
+            integer=True,
+        )
+    _check_number(opts.stall_timeout_s, "PushOptions.stall_timeout_s", 0, MAX_STALL_TIMEOUT_S, integer=False)
+    if opts.stall_timeout_s <= 0:
+        raise _fail("PushOptions.stall_timeout_s", "must be greater than 0", opts.stall_timeout_s)
     if opts.verify_cache not in _VERIFY:
         raise _fail("PushOptions.verify_cache", f"must be one of {_VERIFY}", opts.verify_cache)
     for flag in _FLAGS:

@@ -100,8 +100,7 @@ def push_summary(result: PushResult, elapsed_s: float) -> str:
     head = f"v{result.version_number} {short_id(result.version_id)}"
     if result.unchanged:
         return f"unchanged: {head} already holds these {files}; nothing was published"
-    verb = "created the roost and published" if result.created_roost else "published"
-    return f"{verb} {head}: {files}, {transfer}"
+    return f"published {head}: {files}, {transfer}"
 
 
 def skipped_line(counts: Mapping[str, int]) -> str | None:

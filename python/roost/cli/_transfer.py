@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,14 @@ async def _require_roost(client: Roost, roost_id: str, site_id: str) -> None:
             "pass --create to create it; nothing was uploaded",
             code="roost_not_found",
         ) from None
+
+
+async def _roost_exists(client: Roost, roost_id: str, site_id: str) -> bool:
+    try:
+        await client.roosts.get(roost_id, site_id=site_id)
+    except NotFoundError:
+        return False
+    return True
 
 
 class _Progress:
@@ -116,6 +125,16 @@ async def push(args: argparse.Namespace) -> int:
         site_id = settings.require_site()
         if not args.create:
             await _require_roost(client, args.roost_id, site_id)
+        elif (
+            args.verbose > 0
+            and not (args.json or args.quiet)
+            and not await _roost_exists(client, args.roost_id, site_id)
+        ):
+            print(
+                f"roost: {args.roost_id} does not exist on site {site_id} yet; this push creates it (--create)",
+                file=sys.stderr,
+                flush=True,
+            )
         progress = _Progress(
             make_view(quiet=args.json or args.quiet, verbose=args.verbose > 0), warnings=not args.json
         )
