@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::ScanError;
 use crate::hash::chunk_count;
+use crate::hold::Buffer;
 use crate::job::{Batch, Cached, Msg};
 use crate::walk::FileList;
 use crate::workers::{Results, Tasks};
@@ -18,6 +19,10 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Collects digests and sends finished files in manifest order. Only the digests of tasks past
 /// the first unfinished file are held (`window`), so memory does not grow with the tree.
+///
+/// Held chunk bytes do not wait for their file: they go out with the next batch after they
+/// arrive (a batch may then carry no file at all), so a file larger than the byte budget still
+/// finishes, and the consumer can use a chunk while the rest of its file is being read.
 pub(crate) fn collect(
     files: &Arc<FileList>,
     tasks: &Tasks,
@@ -32,6 +37,7 @@ pub(crate) fn collect(
     let mut frontier = 0usize; // first file not yet moved to `ready`
     let mut batch_start = 0usize;
     let mut ready: Vec<[u8; 32]> = Vec::new();
+    let mut held: Vec<([u8; 32], Buffer)> = Vec::new();
     let mut deadline: Option<Instant> = None;
     let mut cached_at = 0usize; // next digest of `cached`
     loop {
@@ -52,13 +58,14 @@ pub(crate) fn collect(
             deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
         }
         let due = deadline.is_some_and(|d| Instant::now() >= d);
-        if frontier > batch_start && (frontier == n || frontier - batch_start >= FLUSH_FILES || due)
-        {
+        let news = frontier > batch_start || !held.is_empty();
+        if news && (frontier == n || frontier - batch_start >= FLUSH_FILES || due) {
             let batch = Batch {
                 files: Arc::clone(files),
                 start: batch_start,
                 end: frontier,
                 digests: std::mem::take(&mut ready),
+                held: std::mem::take(&mut held),
             };
             out.send(Msg::Batch(batch))
                 .map_err(|_| ScanError::Cancelled)?;
@@ -73,7 +80,11 @@ pub(crate) fn collect(
         });
         match rx.recv_timeout(wait) {
             Ok(Ok(results)) => {
-                for (t, d) in results {
+                for (t, d, bytes) in results {
+                    if let Some(bytes) = bytes {
+                        held.push((d, bytes));
+                        deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
+                    }
                     let i = t - window_base;
                     if window.len() <= i {
                         window.resize(i + 1, None);

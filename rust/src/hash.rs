@@ -132,6 +132,32 @@ impl ChunkReader {
     }
 }
 
+impl ChunkReader {
+    /// Reads `dest.len()` bytes of `file` at `offset` into `dest` and hashes them there, piece
+    /// by piece while each piece is still in the CPU cache; a short read is `ReadFail::Short`.
+    pub fn read_hash_into(
+        &self,
+        file: &File,
+        offset: u64,
+        dest: &mut [u8],
+    ) -> Result<[u8; 32], ReadFail> {
+        let mut hasher = Sha256::new();
+        let len = dest.len();
+        let mut done = 0usize;
+        while done < len {
+            let n = (len - done).min(self.piece);
+            let piece = &mut dest[done..done + n];
+            let got = read_full(file, piece, offset + done as u64).map_err(ReadFail::Io)?;
+            hasher.update(&piece[..got]);
+            done += got;
+            if got < n {
+                return Err(ReadFail::Short { got: done });
+            }
+        }
+        Ok(hasher.finalize().into())
+    }
+}
+
 /// Reads until `buf` is full or the file ends; returns the bytes read.
 pub fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut got = 0;

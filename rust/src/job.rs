@@ -22,10 +22,11 @@ use std::time::Duration;
 
 use crate::error::ScanError;
 use crate::hash::{chunk_count, thread_count, ReadMode, DEFAULT_PIECE};
+use crate::hold::{Buffer, Hold};
 use crate::pattern::IgnoreMatcher;
 use crate::platform;
 use crate::walk::{walk, FileList, Skip};
-use crate::workers::{hash_all, Coord};
+use crate::workers::{hash_all, Coord, Tasks};
 
 /// Tuning knobs of a job (the defaults are the measured best; see benchmarks/README.md).
 #[derive(Debug, Clone, Copy)]
@@ -70,13 +71,16 @@ pub struct Summary {
     pub bytes: u64,
 }
 
-/// Files `start..end` of `files` (manifest order), with all their chunk digests in order.
-#[derive(Debug, Clone)]
+/// Files `start..end` of `files` (manifest order), with all their chunk digests in order, and,
+/// when the job holds bytes, the chunks read since the last batch with their bytes (in no
+/// particular order, and possibly of files not in this batch yet: see `collect`).
+#[derive(Debug)]
 pub struct Batch {
     pub files: Arc<FileList>,
     pub start: usize,
     pub end: usize,
     pub digests: Vec<[u8; 32]>,
+    pub held: Vec<([u8; 32], Buffer)>,
 }
 
 impl Batch {
@@ -133,11 +137,18 @@ pub struct Cached {
     pub digests: Vec<[u8; 32]>,
 }
 
+/// What `start_hashing` hands the coordinator.
+struct Go {
+    cached: Option<Cached>,
+    hold: Option<Arc<Hold>>,
+}
+
 pub struct ScanJob {
     cancel: Arc<AtomicBool>,
     matcher: Option<Arc<IgnoreMatcher>>,
     walk: Mutex<WalkState>,
-    go: Mutex<Option<SyncSender<Option<Cached>>>>,
+    go: Mutex<Option<SyncSender<Go>>>,
+    hold: Mutex<Option<Arc<Hold>>>,
     batches: Mutex<Receiver<Msg>>,
     done: AtomicBool,
     files_read: Arc<AtomicUsize>,
@@ -176,6 +187,7 @@ impl ScanJob {
             matcher,
             walk: Mutex::new(WalkState::Waiting(walk_rx)),
             go: Mutex::new(Some(go_tx)),
+            hold: Mutex::new(None),
             batches: Mutex::new(batch_rx),
             done: AtomicBool::new(false),
             files_read,
@@ -250,12 +262,13 @@ impl ScanJob {
 
     /// Lets the hashing begin (after the walk), skipping the `cached` files; later calls do
     /// nothing. `cached` must match the walk (one flag per file, every chunk digest of the
-    /// skipped files): anything else returns `false` and nothing starts.
-    pub fn start_hashing(&self, cached: Option<Cached>) -> Result<bool, ScanError> {
+    /// skipped files): anything else returns `false` and nothing starts. With `hold`, every
+    /// chunk read waits for a buffer granted with `grant`, and batches carry the bytes.
+    pub fn start_hashing(&self, cached: Option<Cached>, hold: bool) -> Result<bool, ScanError> {
+        let files = self
+            .files()
+            .ok_or_else(|| ScanError::Internal("start_hashing before the walk".to_owned()))?;
         if let Some(c) = &cached {
-            let files = self
-                .files()
-                .ok_or_else(|| ScanError::Internal("start_hashing before the walk".to_owned()))?;
             let want: u64 = (0..files.len())
                 .filter(|&i| c.skip.get(i).copied().unwrap_or(false))
                 .map(|i| chunk_count(files.size(i)))
@@ -265,10 +278,31 @@ impl ScanJob {
             }
         }
         if let Some(tx) = lock(&self.go).take() {
+            let hold = hold.then(|| {
+                Arc::new(Hold::new(
+                    Arc::clone(&files),
+                    Tasks::new(&files, cached.as_ref()),
+                ))
+            });
+            lock(&self.hold).clone_from(&hold);
             // The coordinator may be gone already (cancelled or failed): `next_batch` says so.
-            let _ = tx.send(cached);
+            let _ = tx.send(Go { cached, hold });
         }
         Ok(true)
+    }
+
+    /// Grants buffers to the next chunk reads while they fit in `budget` bytes (see
+    /// `Hold::grant`); 0 when the job does not hold bytes or every read is granted.
+    pub fn grant<E>(
+        &self,
+        budget: usize,
+        alloc: impl FnMut(usize) -> Result<Buffer, E>,
+    ) -> Result<usize, E> {
+        let hold = lock(&self.hold).clone();
+        match hold {
+            Some(h) => h.grant(budget, alloc),
+            None => Ok(0),
+        }
     }
 
     /// The next batch of finished files, `Pending` after `timeout`, or `Done`.
@@ -298,7 +332,7 @@ impl ScanJob {
     /// Runs the whole job and collects every file (for tests and simple callers).
     pub fn run_to_end(&self) -> Result<Vec<HashedFile>, ScanError> {
         while self.wait_walk(Duration::from_secs(1))?.is_none() {}
-        self.start_hashing(None)?;
+        self.start_hashing(None, false)?;
         let mut out = Vec::new();
         loop {
             match self.next_batch(Duration::from_secs(1))? {
@@ -323,7 +357,7 @@ fn coordinator(
     config: JobConfig,
     ctx: &Coord<'_>,
     walk_tx: &SyncSender<Walked>,
-    go_rx: &Receiver<Option<Cached>>,
+    go_rx: &Receiver<Go>,
     out: &Sender<Msg>,
 ) {
     let cancel = ctx.cancel;
@@ -365,14 +399,15 @@ fn coordinator(
     {
         return;
     }
-    let cached = loop {
+    let go = loop {
         match go_rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(c) => break c,
+            Ok(go) => break go,
             Err(RecvTimeoutError::Timeout) if !cancel.load(Ordering::Relaxed) => {}
             Err(_) => return,
         }
     };
-    let msg = match hash_all(&base, &files, cached.as_ref(), config, threads, ctx, out) {
+    let (cached, hold) = (go.cached.as_ref(), go.hold.as_deref());
+    let msg = match hash_all(&base, &files, cached, hold, config, threads, ctx, out) {
         Ok(()) => Msg::Done,
         Err(e) => {
             cancel.store(true, Ordering::Relaxed);
@@ -480,8 +515,8 @@ mod tests {
             skip: vec![false, true, false],
             digests: vec![[7u8; 32]],
         };
-        assert!(!job.start_hashing(Some(bad)).unwrap());
-        assert!(job.start_hashing(Some(cached)).unwrap());
+        assert!(!job.start_hashing(Some(bad), false).unwrap());
+        assert!(job.start_hashing(Some(cached), false).unwrap());
         let mut got = Vec::new();
         loop {
             match job.next_batch(Duration::from_secs(5)).unwrap() {
@@ -520,9 +555,69 @@ mod tests {
         .unwrap();
         while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
         job.cancel();
-        assert!(job.start_hashing(None).unwrap());
+        assert!(job.start_hashing(None, false).unwrap());
         let r = job.next_batch(Duration::from_secs(5));
         assert!(matches!(r, Err(ScanError::Cancelled)), "{r:?}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Held bytes: reads wait for grants given in task order, within the budget, and every
+    /// chunk's bytes come back with its digest.
+    #[test]
+    fn held_bytes_follow_the_grants() {
+        let root = tmp("held");
+        let big: Vec<u8> = (0..(9 * 1024 * 1024 + 7))
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        fs::write(root.join("a"), &big).unwrap();
+        fs::write(root.join("b"), b"tiny").unwrap();
+        let matcher = Arc::new(IgnoreMatcher::new::<&str>(&[], true).unwrap());
+        let job = ScanJob::start(
+            Source::Tree {
+                root: root.clone(),
+                matcher,
+            },
+            JobConfig::default(),
+        )
+        .unwrap();
+        while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
+        assert!(job.start_hashing(None, true).unwrap());
+        // nothing granted: nothing is read
+        assert!(matches!(
+            job.next_batch(Duration::from_millis(200)).unwrap(),
+            Next::Pending
+        ));
+        let alloc = |n: usize| Ok::<_, ()>(Buffer::owned(n));
+        // one byte of budget still grants the first read, and only that one; the job then
+        // waits for more grants (the big file's 3 chunks do not fit in one)
+        assert_eq!(job.grant(1, alloc).unwrap(), CHUNK_SIZE as usize);
+        let mut files: Vec<(String, Vec<[u8; 32]>)> = Vec::new();
+        let mut held = std::collections::HashMap::new();
+        let mut granted = CHUNK_SIZE as usize;
+        loop {
+            match job.next_batch(Duration::from_millis(100)).unwrap() {
+                Next::Done => break,
+                Next::Pending => {
+                    granted += job.grant(usize::MAX, alloc).unwrap();
+                }
+                Next::Batch(b) => {
+                    files.extend(b.iter().map(|(r, _, d)| (r.to_owned(), d.to_vec())));
+                    for (d, h) in b.held {
+                        let data = h.into_owner().downcast::<Box<[u8]>>().unwrap();
+                        assert_eq!(to_hex(&Sha256::digest(&data[..]).into()), to_hex(&d));
+                        held.insert(d, data.to_vec());
+                    }
+                }
+            }
+        }
+        // the big file needs more than the budget: its first chunks come out before it does
+        assert_eq!(granted, big.len() + 4);
+        let names: Vec<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let rebuilt: Vec<u8> = files[0].1.iter().flat_map(|d| held[d].clone()).collect();
+        assert_eq!(rebuilt, big);
+        assert_eq!(held[&files[1].1[0]], b"tiny");
+        assert_eq!(held.len(), 4);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -3,6 +3,7 @@
 //! - `pattern`: ignore globs (gitignore-like) compiled to regexes.
 //! - `walk`: the parallel directory walk (symlinks, cycles, special files).
 //! - `hash`: reading and SHA-256 hashing of chunks (buffer or mmap), and `hash_chunks`.
+//! - `hold`: held chunk bytes: buffers the caller grants, filled and hashed by the workers.
 //! - `job`: a cancellable scan job streaming finished files in manifest order: its API and
 //!   coordinator; `workers` hash the chunks, `collect` orders the results.
 //! - `platform`: every platform-specific call, with a portable fallback.
@@ -14,6 +15,7 @@
 mod collect;
 pub mod error;
 pub mod hash;
+pub mod hold;
 pub mod job;
 pub mod pattern;
 pub mod platform;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::error::{non_utf8_message, ScanError, SWAPPED};
 use crate::hash::{self, ChunkReader, ReadMode, DEFAULT_PIECE};
+use crate::hold::Buffer;
 use crate::job::{Cached, JobConfig, Next, ScanJob, Source};
 use crate::pattern::{self, IgnoreMatcher};
 use crate::platform::{self, OsCode};
@@ -173,9 +174,16 @@ impl PyScanJob {
 
     /// Lets the hashing begin. `skip` (sorted indices into the walk's files) are not read:
     /// `digests` holds the raw 32-byte digests of all their chunks, in order. False, and
-    /// nothing started, when those do not match the walk (a stale or corrupt cache).
-    #[pyo3(signature = (skip = None, digests = None))]
-    fn start_hashing(&self, skip: Option<Vec<usize>>, digests: Option<&[u8]>) -> PyResult<bool> {
+    /// nothing started, when those do not match the walk (a stale or corrupt cache). With
+    /// `hold`, a chunk is read only once `grant` gave it a buffer, and `next_batch` returns its
+    /// bytes.
+    #[pyo3(signature = (skip = None, digests = None, hold = false))]
+    fn start_hashing(
+        &self,
+        skip: Option<Vec<usize>>,
+        digests: Option<&[u8]>,
+        hold: bool,
+    ) -> PyResult<bool> {
         let cached = match skip {
             None => None,
             Some(skip) => {
@@ -205,7 +213,14 @@ impl PyScanJob {
                 })
             }
         };
-        self.job.start_hashing(cached).map_err(to_pyerr)
+        self.job.start_hashing(cached, hold).map_err(to_pyerr)
+    }
+
+    /// Grants the next chunk reads (in order) `bytes` objects to read into, while their sizes
+    /// fit in `budget` bytes (the first one whatever its size). Returns the bytes granted: 0
+    /// when the job does not hold bytes, `budget` is 0, or every read has its buffer.
+    fn grant(&self, py: Python<'_>, budget: usize) -> PyResult<usize> {
+        self.job.grant(budget, |len| new_buffer(py, len))
     }
 
     /// The hash-cache keys of the walk's files, in manifest order: `(keys, sizes, mtime_ns)`,
@@ -247,10 +262,12 @@ impl PyScanJob {
         self.job.files_read()
     }
 
-    /// The next files in manifest order, as four lists: paths, sizes, the chunk hashes of all
-    /// of them in order (a file of `size` bytes has `ceil(size / 4 MiB)`), and each file's
-    /// `(device, inode)` as the walk saw it. Empty lists after `timeout` seconds without news;
-    /// None at the end.
+    /// The next files in manifest order, as five lists: paths, sizes, the chunk hashes of all
+    /// of them in order (a file of `size` bytes has `ceil(size / 4 MiB)`), each file's
+    /// `(device, inode)` as the walk saw it, and, when the job holds bytes, `(hash, bytes)` of
+    /// the chunks read since the last batch (in no particular order, possibly of files still
+    /// unfinished; empty otherwise). Empty lists after `timeout` seconds without news; None at
+    /// the end.
     #[allow(clippy::type_complexity)]
     fn next_batch<'py>(
         &self,
@@ -258,6 +275,7 @@ impl PyScanJob {
         timeout: f64,
     ) -> PyResult<
         Option<(
+            Bound<'py, PyList>,
             Bound<'py, PyList>,
             Bound<'py, PyList>,
             Bound<'py, PyList>,
@@ -271,6 +289,7 @@ impl PyScanJob {
             Next::Done => return Ok(None),
             Next::Pending => {
                 return Ok(Some((
+                    PyList::empty(py),
                     PyList::empty(py),
                     PyList::empty(py),
                     PyList::empty(py),
@@ -297,13 +316,49 @@ impl PyScanJob {
                 .iter()
                 .map(|d| PyString::new(py, &hash::to_hex(d))),
         )?;
-        Ok(Some((paths, sizes, hashes, ids)))
+        let held = PyList::new(
+            py,
+            batch
+                .held
+                .into_iter()
+                .map(|(d, b)| (PyString::new(py, &hash::to_hex(&d)), held_object(py, b))),
+        )?;
+        Ok(Some((paths, sizes, hashes, ids, held)))
     }
 
     /// Stops the job: the walk and the workers finish within one chunk.
     fn cancel(&self) {
         self.job.cancel();
     }
+}
+
+/// An uninitialised `bytes` object of `len` bytes as a buffer for a worker to fill.
+///
+/// The object is handed to Python code only after the worker has filled it (`next_batch`), and
+/// dropped unseen otherwise, so its contents are never observed before they are written.
+fn new_buffer(py: Python<'_>, len: usize) -> PyResult<Buffer> {
+    let size = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| PyValueError::new_err(format!("chunk of {len} bytes is too large")))?;
+    // SAFETY: with the GIL held; a null source asks CPython for an uninitialised buffer.
+    let raw = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size) };
+    // SAFETY: a new reference (or null with the error set), with the GIL held.
+    let object: Py<PyBytes> = unsafe { Bound::from_owned_ptr_or_err(py, raw)? }
+        .downcast_into::<PyBytes>()?
+        .unbind();
+    // SAFETY: `object` is a bytes object; its buffer lives (and does not move) as long as it.
+    let data = unsafe { pyo3::ffi::PyBytes_AsString(object.as_ptr()) };
+    let ptr = std::ptr::NonNull::new(data.cast::<u8>())
+        .ok_or_else(|| PyRuntimeError::new_err("a bytes object without a buffer"))?;
+    // SAFETY: `len` writable bytes at `ptr`, kept alive by `object`, which nothing else sees.
+    Ok(unsafe { Buffer::new(ptr, len, Box::new(object)) })
+}
+
+/// The `bytes` object behind a held buffer (None for one `new_buffer` did not make).
+fn held_object(py: Python<'_>, buffer: Buffer) -> PyObject {
+    buffer
+        .into_owner()
+        .downcast::<Py<PyBytes>>()
+        .map_or_else(|_| py.None(), |object| object.into_any())
 }
 
 /// The compiled ignore set, for tests: `is_ignored(name, rel, is_dir)`.

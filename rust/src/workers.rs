@@ -14,6 +14,7 @@ use std::thread;
 use crate::collect::collect;
 use crate::error::ScanError;
 use crate::hash::{chunk_count, chunk_len, ChunkReader, CHUNK_SIZE};
+use crate::hold::{Buffer, Hold};
 use crate::job::{Cached, JobConfig, Msg};
 use crate::platform;
 use crate::walk::FileList;
@@ -21,8 +22,11 @@ use crate::walk::FileList;
 /// Worker results are sent in groups of this many chunks (or after a large chunk).
 const WORKER_GROUP: usize = 64;
 
-/// A worker's finished chunks, `(task, digest)`, or the error that stopped it.
-pub(crate) type Results = Result<Vec<(usize, [u8; 32])>, ScanError>;
+/// One finished chunk: its task, digest, and its bytes when the job holds them.
+pub(crate) type Done = (usize, [u8; 32], Option<Buffer>);
+
+/// A worker's finished chunks, or the error that stopped it.
+pub(crate) type Results = Result<Vec<Done>, ScanError>;
 
 /// The absolute path of `rel` under `base` (`base` itself for the empty path).
 pub(crate) fn abs_path(base: &Path, rel: &str) -> PathBuf {
@@ -62,7 +66,7 @@ impl Tasks {
     }
 
     /// `(file, chunk)` of task `t < total()`.
-    fn locate(&self, t: usize) -> (usize, u64) {
+    pub(crate) fn locate(&self, t: usize) -> (usize, u64) {
         let file = self.first.partition_point(|&x| x <= t).saturating_sub(1);
         (file, (t - self.first[file]) as u64)
     }
@@ -79,24 +83,34 @@ pub(crate) struct Coord<'a> {
 }
 
 /// Hashes every task of `files` on `threads` workers, streaming finished files to `out`.
+/// With `hold`, each task waits for its granted buffer and its bytes go out with its digest.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn hash_all(
     base: &Path,
     files: &Arc<FileList>,
     cached: Option<&Cached>,
+    hold: Option<&Hold>,
     config: JobConfig,
     threads: usize,
     ctx: &Coord<'_>,
     out: &Sender<Msg>,
 ) -> Result<(), ScanError> {
     let cancel = ctx.cancel;
-    let tasks = Tasks::new(files, cached);
+    let own;
+    let tasks = match hold {
+        Some(h) => h.tasks(),
+        None => {
+            own = Tasks::new(files, cached);
+            &own
+        }
+    };
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<Results>();
     let workers = threads.min(tasks.total()).max(1);
     thread::scope(|s| {
         for i in 0..workers {
             let tx = tx.clone();
-            let (tasks, next) = (&tasks, &next);
+            let next = &next;
             let spawned = thread::Builder::new()
                 .name(format!("roost-hash-{i}"))
                 .spawn_scoped(s, move || {
@@ -105,6 +119,7 @@ pub(crate) fn hash_all(
                         files,
                         tasks,
                         next,
+                        hold,
                         config,
                     };
                     hash_worker(&work, ctx, &tx);
@@ -117,7 +132,7 @@ pub(crate) fn hash_all(
             }
         }
         drop(tx);
-        let result = collect(files, &tasks, cached, &rx, cancel, out);
+        let result = collect(files, tasks, cached, &rx, cancel, out);
         if result.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -130,6 +145,7 @@ struct Work<'a> {
     files: &'a FileList,
     tasks: &'a Tasks,
     next: &'a AtomicUsize,
+    hold: Option<&'a Hold>,
     config: JobConfig,
 }
 
@@ -139,6 +155,7 @@ fn hash_worker(work: &Work<'_>, ctx: &Coord<'_>, tx: &Sender<Results>) {
         files,
         tasks,
         next,
+        hold,
         config,
     } = *work;
     let cancel = ctx.cancel;
@@ -151,7 +168,15 @@ fn hash_worker(work: &Work<'_>, ctx: &Coord<'_>, tx: &Sender<Results>) {
         if cancel.load(Ordering::Relaxed) {
             return;
         }
-        let t = next.fetch_add(1, Ordering::Relaxed);
+        let (t, mut buffer) = match hold {
+            // Before waiting for a grant, hand over the bytes held in `group`: the budget they
+            // use may be what the grant waits for.
+            Some(h) => match h.take(cancel, || flush(tx, &mut group, &mut group_bytes)) {
+                Some((t, b)) => (t, Some(b)),
+                None => break,
+            },
+            None => (next.fetch_add(1, Ordering::Relaxed), None),
+        };
         if t >= total {
             break;
         }
@@ -169,25 +194,33 @@ fn hash_worker(work: &Work<'_>, ctx: &Coord<'_>, tx: &Sender<Results>) {
             id: files.stamp(fi).id(),
             linked: files.linked(fi),
         };
-        match hash_task(&mut reader, &mut dir, &target, offset, len) {
-            Ok(d) => group.push((t, d)),
+        let dest = buffer.as_mut().map(Buffer::as_mut_slice);
+        match hash_task(&mut reader, &mut dir, &target, offset, len, dest) {
+            Ok(d) => group.push((t, d, buffer)),
             Err(e) => {
                 let _ = tx.send(Err(e));
                 return;
             }
         }
         group_bytes += len as u64;
-        if group.len() >= WORKER_GROUP || group_bytes >= CHUNK_SIZE {
-            if tx.send(Ok(std::mem::take(&mut group))).is_err() {
-                return;
-            }
-            group.reserve(WORKER_GROUP);
-            group_bytes = 0;
+        if (group.len() >= WORKER_GROUP || group_bytes >= CHUNK_SIZE)
+            && !flush(tx, &mut group, &mut group_bytes)
+        {
+            return;
         }
     }
-    if !group.is_empty() {
-        let _ = tx.send(Ok(group));
+    flush(tx, &mut group, &mut group_bytes);
+}
+
+/// Sends the worker's finished chunks, if any; false when the collector is gone.
+fn flush(tx: &Sender<Results>, group: &mut Vec<Done>, group_bytes: &mut u64) -> bool {
+    *group_bytes = 0;
+    if group.is_empty() {
+        return true;
     }
+    let sent = tx.send(Ok(std::mem::take(group))).is_ok();
+    group.reserve(WORKER_GROUP);
+    sent
 }
 
 /// The file a task reads, as the walk saw it.
@@ -199,13 +232,15 @@ struct Target<'a> {
 }
 
 /// Hashes one chunk of `target`, opening it by name in its directory, whose handle is kept in
-/// `dir` for the next file (files of one directory are neighbours in manifest order).
+/// `dir` for the next file (files of one directory are neighbours in manifest order). With
+/// `dest` (exactly `len` bytes), the chunk is read into it and hashed there.
 fn hash_task(
     reader: &mut ChunkReader,
     dir: &mut Option<(String, platform::DirHandle)>,
     target: &Target<'_>,
     offset: u64,
     len: usize,
+    dest: Option<&mut [u8]>,
 ) -> Result<[u8; 32], ScanError> {
     let Target {
         base,
@@ -233,9 +268,11 @@ fn hash_task(
     if !platform::is_same(&file, id).map_err(|e| ScanError::io(path(), e))? {
         return Err(ScanError::Swapped { path: path() });
     }
-    reader
-        .hash_open(&file, offset, len)
-        .map_err(|f| f.at(path(), offset, len))
+    match dest {
+        Some(dest) => reader.read_hash_into(&file, offset, dest),
+        None => reader.hash_open(&file, offset, len),
+    }
+    .map_err(|f| f.at(path(), offset, len))
 }
 
 /// An open that failed because the name is a link now (`O_NOFOLLOW`) is a swap, not an I/O error.

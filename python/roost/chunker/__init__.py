@@ -127,13 +127,14 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from contextlib import aclosing
 from typing import Literal
 
 import anyio.to_thread
 
 from . import _backend, _hash_cache
-from ._driver import ScanReport, Verify, scan_async, scan_sync
+from ._driver import HeldBudget, ScanReport, StreamOutcome, Verify, scan_async, scan_stream, scan_sync
 from ._errors import ChunkSourceChangedError, PatternError
 from ._glob import compile_pattern
 from ._model import (
@@ -319,6 +320,46 @@ async def _chunk_tree(
     rules, hidden = await anyio.to_thread.run_sync(_ignore_rules, root_str, ignore, ignore_file)
     job = _backend.tree_job(root_str, rules, default_ignores)
     return await scan_async(job, on_progress, None, root_str if cache else None, start_ns, verify, hidden)
+
+
+async def _stream_tree(
+    root: str | os.PathLike[str],
+    outcome: StreamOutcome,
+    *,
+    ignore: Sequence[str] = (),
+    ignore_file: IgnoreFile = None,
+    default_ignores: bool = True,
+    on_progress: ProgressCallback | None = None,
+    cache: bool = True,
+    verify: Verify = "stat",
+    held: HeldBudget | None = None,
+    on_walk: Callable[[list[str]], None] | None = None,
+) -> AsyncGenerator[tuple[list[ChunkedFileEntry], list[tuple[str, bytes]]], None]:
+    """:func:`chunk_directory` batch by batch, with the bytes read (for the push engine).
+
+    See :func:`roost.chunker._driver.scan_stream` for the items, ``held`` and ``on_walk``; the
+    whole scan's entries and report are in ``outcome`` at the end. Close it (``aclosing``) when
+    leaving early: that stops the scan.
+    """
+    _check_verify(verify)
+    start_ns = time.time_ns()
+    root_str = await anyio.to_thread.run_sync(_resolve_root, root)
+    rules, hidden = await anyio.to_thread.run_sync(_ignore_rules, root_str, ignore, ignore_file)
+    job = _backend.tree_job(root_str, rules, default_ignores)
+    batches = scan_stream(
+        job,
+        on_progress,
+        outcome,
+        cache_root=root_str if cache else None,
+        start_ns=start_ns,
+        verify=verify,
+        hidden=hidden,
+        held=held,
+        on_walk=on_walk,
+    )
+    async with aclosing(batches):
+        async for item in batches:
+            yield item
 
 
 def scan_directory(

@@ -48,7 +48,10 @@ class Job(Protocol):
 
     ``wait_walk`` until it returns the totals, then ``skipped``/``unmatched``/``file_keys``
     describe the walk; ``start_hashing`` (False, and nothing started, when the cached digests do
-    not match the walk) lets the hashing begin; ``next_batch`` until it returns None.
+    not match the walk) lets the hashing begin; ``next_batch`` until it returns None. With
+    ``hold=True`` a backend may hand out the bytes it hashed: each read then waits for budget
+    from ``grant`` (bytes granted to the next reads, in order), and the batches carry the bytes
+    (see :data:`RawBatch`); a backend that holds none returns an empty list there.
     """
 
     def wait_walk(self, timeout: float) -> tuple[int, int] | None: ...
@@ -59,7 +62,11 @@ class Job(Protocol):
 
     def file_keys(self) -> tuple[list[bytes], list[int], list[int]] | None: ...
 
-    def start_hashing(self, skip: list[int] | None = None, digests: bytes | None = None) -> bool: ...
+    def start_hashing(
+        self, skip: list[int] | None = None, digests: bytes | None = None, hold: bool = False
+    ) -> bool: ...
+
+    def grant(self, budget: int) -> int: ...
 
     @property
     def files_read(self) -> int: ...

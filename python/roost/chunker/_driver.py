@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Iterator
+from contextlib import aclosing, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,7 +35,16 @@ from ._model import (
     gc_paused,
 )
 
-__all__ = ["ScanReport", "Verify", "recording", "scan_async", "scan_sync"]
+__all__ = [
+    "HeldBudget",
+    "ScanReport",
+    "StreamOutcome",
+    "Verify",
+    "recording",
+    "scan_async",
+    "scan_stream",
+    "scan_sync",
+]
 
 _POLL_SECONDS = 0.25
 
@@ -125,7 +134,7 @@ def _confirm(hits: _hash_cache.CacheHits, root: str, keys: list[bytes]) -> _hash
     )
 
 
-def _cache_start(job: Job, root: str, start_ns: int, verify: str) -> _CachePlan:
+def _cache_start(job: Job, root: str, start_ns: int, verify: str, hold: bool) -> _CachePlan:
     """Looks the walked files up in the cache and starts the hashing of the others."""
     listed = job.file_keys()
     if listed is None:
@@ -138,10 +147,10 @@ def _cache_start(job: Job, root: str, start_ns: int, verify: str) -> _CachePlan:
         hits = _hash_cache.lookup(snap, keys)
         if verify == "fast":
             hits = _confirm(hits, root, keys)
-    if not job.start_hashing(hits.indices, bytes.fromhex("".join(hits.hashes))):
+    if not job.start_hashing(hits.indices, bytes.fromhex("".join(hits.hashes)), hold):
         # chunk counts that do not match the sizes (a corrupt cache): it is ignored
         snap, hits = None, _hash_cache.CacheHits([], [])
-        job.start_hashing()
+        job.start_hashing(hold=hold)
     stored = 0 if snap is None else len(snap.index)
     return _CachePlan(path, start_ns, keys, mtimes, len(hits.indices), stored, verify, root, hits)
 
@@ -175,14 +184,16 @@ def _walked(job: Job, summary: tuple[int, int], hidden: Collection[str]) -> _Wal
     return _Walked(summary[0], summary[1], skipped, unmatched)
 
 
-def _start(job: Job, walked: _Walked, cache_root: str | None, start_ns: int, verify: str) -> None:
+def _start(
+    job: Job, walked: _Walked, cache_root: str | None, start_ns: int, verify: str, hold: bool = False
+) -> None:
     """Starts the hashing, from the cache where it can (after the discover event: a fast
     verification reads files)."""
     if cache_root is None:
-        job.start_hashing()
+        job.start_hashing(hold=hold)
         return
     with gc_paused():  # 20,000 keys and slices: see build_entries
-        walked.plan = _cache_start(job, cache_root, start_ns, verify)
+        walked.plan = _cache_start(job, cache_root, start_ns, verify, hold)
 
 
 def _reason(reason: str) -> SkipReason:
@@ -243,16 +254,69 @@ async def _emit(callback: ProgressCallback, event: ChunkProgressEvent) -> None:
         await result
 
 
-async def scan_async(
+class HeldBudget:
+    """The bytes a holding scan may keep at once: granted to its next reads, given back by the
+    consumer as it lets each chunk's bytes go (see :func:`scan_stream`).
+
+    Lives on the event loop thread: ``release`` is called there, and grants from there (a grant
+    allocates the ``bytes`` objects the native workers read into; it is quick and takes the GIL).
+    """
+
+    __slots__ = ("_job", "capacity", "outstanding")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < CHUNK_SIZE:
+            raise ValueError(f"a held-bytes budget must be at least one chunk ({CHUNK_SIZE}), got {capacity}")
+        self.capacity = capacity
+        self.outstanding = 0  # granted and not yet released
+        self._job: Job | None = None
+
+    def attach(self, job: Job) -> None:
+        self._job = job
+        self._refill()
+
+    def release(self, nbytes: int) -> None:
+        """``nbytes`` of chunk bytes this budget granted are no longer held."""
+        self.outstanding -= nbytes
+        self._refill()
+
+    def _refill(self) -> None:
+        if self._job is not None and self.outstanding < self.capacity:
+            self.outstanding += guard(self._job.grant, self.capacity - self.outstanding)
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    """Filled in by :func:`scan_stream` when its last batch has been consumed."""
+
+    entries: list[ChunkedFileEntry] = field(default_factory=list)
+    report: ScanReport | None = None
+
+
+async def scan_stream(
     job: Job,
     on_progress: ProgressCallback | None,
+    outcome: StreamOutcome,
+    *,
     path: str | None = None,
     cache_root: str | None = None,
     start_ns: int = 0,
     verify: str = "stat",
     hidden: Collection[str] = (),
-) -> tuple[list[ChunkedFileEntry], ScanReport]:
-    """Runs ``job`` from worker threads, emitting progress; ``path`` names a one-file job's entry."""
+    held: HeldBudget | None = None,
+    on_walk: Callable[[list[str]], None] | None = None,
+) -> AsyncGenerator[tuple[list[ChunkedFileEntry], list[tuple[str, bytes]]], None]:
+    """Runs ``job`` from worker threads, emitting progress, yielding each batch as it is hashed.
+
+    Each item is the batch's entries (manifest order) and, with ``held`` and a backend that holds
+    bytes, ``(hash, bytes)`` of the chunks read since the last item (any order, possibly of files
+    in later items; never of cached files, which are not read); otherwise an empty list. An item
+    may have chunks and no entry. The consumer owns the bytes it gets and must call
+    ``held.release(len(data))`` for each once it lets it go, or the scan stops for lack of
+    budget. ``on_walk`` gets the walked relative paths (manifest order) before any file is read:
+    an exception from it stops the scan. ``path`` names a one-file job's entry. The entries of
+    the whole scan and its report are in ``outcome`` once the iteration is complete.
+    """
     # Each poll returns within _POLL_SECONDS, so a cancellation lands promptly without abandoning
     # the worker thread (and without needing anyio >= 4.1).
     run = anyio.to_thread.run_sync
@@ -265,30 +329,71 @@ async def scan_async(
         if on_progress is not None:
             event = DiscoverProgress(file_count, total_bytes, walked.skipped, walked.unmatched)
             await _emit(on_progress, event)
-        await run(_start, job, walked, cache_root, start_ns, verify)
-        out: list[ChunkedFileEntry] = []
+        if on_walk is not None:
+            on_walk(await run(_walked_paths, job))
+        await run(_start, job, walked, cache_root, start_ns, verify, held is not None)
+        if held is not None:
+            held.attach(job)
+        out = outcome.entries
         files_done = bytes_done = 0
         while True:
             batch = await run(guard, job.next_batch, _POLL_SECONDS)
             if batch is None:
                 break
             entries = build_entries(batch, path)
-            if on_progress is None:
-                out += entries
+            if not entries and not batch[4]:
                 continue
-            for entry in entries:
-                await _emit(
-                    on_progress, HashProgress(entry.path, files_done, file_count, bytes_done, total_bytes)
-                )
-                out.append(entry)
-                files_done += 1
-                bytes_done += entry.size
+            if on_progress is not None:
+                for entry in entries:
+                    await _emit(
+                        on_progress, HashProgress(entry.path, files_done, file_count, bytes_done, total_bytes)
+                    )
+                    files_done += 1
+                    bytes_done += entry.size
+            out += entries
+            yield entries, batch[4]
         await run(_cache_finish, walked.plan, out)
         if on_progress is not None:
             await _emit(on_progress, HashProgress("", file_count, file_count, total_bytes, total_bytes))
-        return out, _report(job, walked)
+        outcome.report = _report(job, walked)
     except ChunkSourceChangedError as e:
         _changed(e, cache_root)
         raise
     finally:
         job.cancel()
+
+
+def _walked_paths(job: Job) -> list[str]:
+    listed = job.file_keys()
+    if listed is None:
+        raise RuntimeError("chunker: internal error: no file list after the walk")
+    n = _hash_cache.KEY_PREFIX
+    return [key[n:].decode("utf-8", "surrogateescape") for key in listed[0]]
+
+
+async def scan_async(
+    job: Job,
+    on_progress: ProgressCallback | None,
+    path: str | None = None,
+    cache_root: str | None = None,
+    start_ns: int = 0,
+    verify: str = "stat",
+    hidden: Collection[str] = (),
+) -> tuple[list[ChunkedFileEntry], ScanReport]:
+    """Runs ``job`` from worker threads, emitting progress; ``path`` names a one-file job's entry."""
+    outcome = StreamOutcome()
+    batches = scan_stream(
+        job,
+        on_progress,
+        outcome,
+        path=path,
+        cache_root=cache_root,
+        start_ns=start_ns,
+        verify=verify,
+        hidden=hidden,
+    )
+    async with aclosing(batches):
+        async for _batch in batches:
+            pass
+    assert outcome.report is not None
+    return outcome.entries, outcome.report

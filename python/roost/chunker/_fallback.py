@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from ._errors import SourceChanged
 from ._glob import IgnoreMatcher
 from ._hash_cache import make_key
-from ._model import CHUNK_SIZE, FileId, RawBatch
+from ._model import CHUNK_SIZE, FileId, HashedBatch, RawBatch
 from ._walk import CancelledError, Stamp, stamp, walk
 
 __all__ = [
@@ -223,7 +223,7 @@ def iter_hashed(
     threads: int = 0,
     known: dict[int, list[str]] | None = None,
     opened: list[int] | None = None,
-) -> Iterator[RawBatch]:
+) -> Iterator[HashedBatch]:
     """Hash ``files`` (sorted ``(rel, size)``); yield batches in manifest order.
 
     A batch is ``(paths, sizes, hashes, ids)``: the hashes of all the batch's chunks, in order.
@@ -367,7 +367,7 @@ class FallbackJob:
         self._go = threading.Event()
         self._walked: queue.Queue[tuple[int, int] | BaseException] = queue.Queue(1)
         self._summary: tuple[int, int] | None = None
-        self._out: queue.Queue[RawBatch | BaseException | object] = queue.Queue()
+        self._out: queue.Queue[HashedBatch | BaseException | object] = queue.Queue()
         self._done = False
         self._thread = threading.Thread(
             target=self._run, args=(base, target), name="roost-scan-py", daemon=True
@@ -452,10 +452,14 @@ class FallbackJob:
             return []
         return self._matcher.unmatched()
 
-    def start_hashing(self, skip: list[int] | None = None, digests: bytes | None = None) -> bool:
+    def start_hashing(
+        self, skip: list[int] | None = None, digests: bytes | None = None, hold: bool = False
+    ) -> bool:
         """Lets the hashing begin; files ``skip`` (sorted indices) take ``digests`` (raw 32-byte
         SHA-256 digests of all their chunks, in order) instead of being read. False, and nothing
-        started, when those do not match the walk."""
+        started, when those do not match the walk. ``hold`` is accepted and has no effect: this
+        backend hands out no bytes (its batches' last list is empty), so a caller reads them
+        again where it needs them."""
         if self._go.is_set():
             return True
         if skip is not None:
@@ -501,13 +505,18 @@ class FallbackJob:
         except queue.Empty:
             if self._cancel.is_set():
                 raise CancelledError from None
-            return [], [], [], []
+            return [], [], [], [], []
         if got is _END:
             self._done = True
             return None
         if isinstance(got, BaseException):
             raise got
-        return got  # type: ignore[return-value]
+        hashed: HashedBatch = got  # type: ignore[assignment]
+        return (*hashed, [])
+
+    def grant(self, budget: int) -> int:
+        """Nothing to grant: this backend holds no bytes (see :meth:`start_hashing`)."""
+        return 0
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -17,6 +17,7 @@ __all__ = [
     "DiscoverProgress",
     "FileId",
     "HashProgress",
+    "HashedBatch",
     "ProgressCallback",
     "RawBatch",
     "SkipReason",
@@ -37,9 +38,15 @@ DEFAULT_IGNORES = (".git", "node_modules", "Backup/", ".DS_Store", "Thumbs.db", 
 #: ``(device, inode)`` of a file as the walk saw it (on Windows: volume serial, file index).
 FileId = tuple[int, int]
 
-#: A batch from a job: paths, sizes, every chunk hash of those files in order, and each file's
-#: identity (``(0, 0)`` where the platform has none).
-RawBatch = tuple[list[str], list[int], list[str], list[FileId]]
+#: A batch of file hashes (what the fallback's hashing yields): paths, sizes, every chunk hash of
+#: those files in order, and each file's identity (``(0, 0)`` where the platform has none).
+HashedBatch = tuple[list[str], list[int], list[str], list[FileId]]
+
+#: A batch from a job: a :data:`HashedBatch` and, when the job holds bytes (``start_hashing(...,
+#: hold=True)``), ``(hash, bytes)`` of each chunk read since the last batch: in no particular
+#: order and possibly of files not finished yet (a file larger than the byte budget could never
+#: finish otherwise); an empty list when it does not hold bytes.
+RawBatch = tuple[list[str], list[int], list[str], list[FileId], list[tuple[str, bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +147,7 @@ def _descriptor(digest: str, size: int) -> ChunkDescriptor:
 
 def build_entries(batch: RawBatch, path: str | None = None) -> list[ChunkedFileEntry]:
     """The entries of one batch (``path`` replaces every entry's path: a one-file job's)."""
-    paths, sizes, hashes, ids = batch
+    paths, sizes, hashes, ids, _held = batch
     out: list[ChunkedFileEntry] = []
     append = out.append
     new, set_hash, set_csize = _new, _set_chunk_hash, _set_chunk_size
