@@ -40,6 +40,7 @@ N times (alternating which pusher goes first) and keeps each pusher's fastest ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -291,6 +292,13 @@ def scenario_media(report: Report, root: str, repeat: int) -> None:
         f"(interpreter start included; {hashing.report['cpu']:.2f} s in the loop alone), "
         f"{hashing.report['bytes'] / 1e6:.0f} MB"
     )
+    # what the client process pays before any push: interpreter start and the imports a push makes
+    probe = f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_push_client, roost._push"
+    imports = run_process([sys.executable, "-c", probe])
+    report.runs["client imports"] = asdict(imports)
+    report.note(
+        f"{'client start + imports alone':<28} process {imports.wall:7.3f} s  CPU {imports.cpu:6.2f} s"
+    )
     pair = cold_pair(root, "", repeat)
     engine, naive = pair["engine"], pair["naive"]
     record(report, "media engine cold", "engine cold", engine)
@@ -472,6 +480,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.repush_rounds < 1:
         parser.error("--repeat and --repush-rounds must be >= 1")
+    # with the JSON on stdout, the running commentary goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json == "-" else contextlib.nullcontext():
+        data = run(args)
+    if args.json:
+        text = json.dumps(data, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every chosen scenario, printing as it goes; returns every figure and run."""
     chosen = args.only or [s for s in SCENARIOS if not (args.no_issue5 and s in ISSUE5)]
     for name in sorted({DATASET_OF[s] for s in chosen if s in DATASET_OF}):
         command = [sys.executable, str(HERE / "gen_datasets.py"), args.dir, "--scale", str(args.scale)]
@@ -515,23 +537,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {time.perf_counter() - started:.0f} s; summary (one run, ratios from this run):")
     for figure in report.figures:
         print(figure.text())
-    if args.json:
-        data = {
-            "argv": sys.argv,
-            "scale": args.scale,
-            "cpus": os.cpu_count(),
-            "load_start": load,
-            "load_end": end_load,
-            "figures": [asdict(f) for f in report.figures],
-            "notes": report.notes,
-            "runs": report.runs,
-        }
-        text = json.dumps(data, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
-    return 0
+    return {
+        "argv": sys.argv,
+        "scale": args.scale,
+        "cpus": os.cpu_count(),
+        "load_start": load,
+        "load_end": end_load,
+        "figures": [asdict(f) for f in report.figures],
+        "notes": report.notes,
+        "runs": report.runs,
+    }
 
 
 if __name__ == "__main__":
