@@ -203,8 +203,13 @@ def run_process(command: list[str], env: dict[str, str] | None = None) -> Proc:
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
     assert process.stdout is not None
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        out = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:  # interrupted (SIGTERM, Ctrl+C): no client may outlive the benchmark
+        process.kill()
+        process.wait()
+        raise
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     process.stdout.close()
