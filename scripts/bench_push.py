@@ -32,7 +32,7 @@ dataset is read once before its runs (warm page cache). Scenarios (``--only``):
 - ``media-cap`` (issue 5): the engine's cold media push with a 100 MB/s storage cap: upload-phase
   rate (bytes between the first and last upload event over their time) >= 90 % of the cap.
 
-All scenarios run by default (about 7 minutes at ``--scale 1.0`` on the 2-core VM);
+All scenarios run by default (434 s at ``--scale 1.0`` on the shared 2-core VM, engine of main);
 ``--no-issue5`` drops the last two. MB = 10**6 bytes. ``--repeat N`` runs each cold comparison
 N times (alternating which pusher goes first) and keeps each pusher's fastest run.
 """
