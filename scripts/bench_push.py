@@ -1,35 +1,49 @@
-"""Push benchmark: the push engine against a naive sequential pusher, end to end on the emulator.
+"""Push benchmark: every figure of issue 15's "Must show" (and issue 5's) in one run, as ratios.
 
-    python scripts/bench_push.py [DIR] [--scale 1.0] [--only NAME] [--repeat N]
-                                 [--latency-ms 20] [--cap-mbps 100] [--no-latency] [--no-cap]
+    python scripts/bench_push.py [DIR] [--scale 1.0] [--only NAME ...] [--json PATH] [--repeat N]
+                                 [--repush-rounds 3] [--no-issue5]
 
 DIR (default ``./datasets``) holds the datasets of ``scripts/gen_datasets.py`` (built on demand at
-``--scale``). Every scenario runs against a fresh emulator (``python -m roost.testing``) in its
-own process, over real loopback sockets, so the emulator's work does not share our GIL:
+``--scale``). Every push runs against a fresh emulator (``python -m roost.testing``, its data on
+/dev/shm since it fsyncs every chunk) and in a client process of its own
+(``scripts/bench_push_client.py``), so a client's CPU is that process's rusage: user + system
+seconds, interpreter start, imports and teardown included. Engine pushes get an empty hash cache
+and push ledger (``ROOST_CACHE_DIR`` set to a fresh temp dir) unless they are re-pushes. Each
+dataset is read once before its runs (warm page cache). Scenarios (``--only``):
 
-- ``engine cold`` / ``engine re-push``: ``client.roosts.push`` of the dataset to an empty
-  emulator, then the same tree again (nothing to upload: scan + check + publish);
-- ``naive cold`` / ``naive re-push``: the reference SDKs' approach in the same run: walk the
-  tree, then hash one file at a time (64 KiB reads), check in sequential batches, mint every URL
-  up front, then 8 workers that each read a chunk (on the event loop) and PUT it, then publish;
-- ``+latency``: both cold pushes again with ``storage_latency_ms`` (default 20 ms per request);
-- ``media, cap``: the engine's cold push of ``media`` with a storage bandwidth cap (default
-  100 MB/s), reporting the upload phase's rate against the cap.
+- ``media``: cold push of media (8 x 256 MiB). Client CPU against one read + SHA-256 pass over the
+  same files (hashlib, 1 MiB ``readinto`` a reused buffer, one thread, SHA-256 per 4 MiB chunk,
+  in a ``python -c`` process: its rusage includes its interpreter start, as the push's does; the
+  pass's own in-process CPU is printed beside it). Targets: CPU <= 1.75x the pass, CPU below the
+  naive baseline's, naive wall / engine wall >= 2.5 (push call in the client process).
+- ``repush``: touchdesigner cold-pushed by the engine, then re-pushed unchanged with the warm hash
+  cache and ledger (best of ``--repush-rounds``): the push call's wall <= 0.5 s (the process's wall,
+  interpreter start included, is printed beside it) and >= 10x faster than the naive re-push
+  (stateless, so its re-push is its full walk + hash + check + publish, against the same
+  emulator); then ``PushOptions(skip_unchanged=True)``: API requests (an httpx event hook on the
+  API client; storage not counted) <= 1.
+- ``many-tiny``: cold push of many-tiny with 100 ms storage latency: PUT/s of the upload phase
+  (stored chunks between the first and the last upload progress event over the time between
+  them) >= 1,000.
+- ``emulator``: ``scripts/bench_emulator.py`` (the storage plane alone): small PUT/s >= 3,000 and
+  4 MiB PUTs >= 1 GB/s.
+- ``td-latency`` (issue 5): engine and naive cold pushes of touchdesigner with 20 ms storage
+  latency: naive wall / engine wall >= 3.
+- ``media-cap`` (issue 5): the engine's cold media push with a 100 MB/s storage cap: upload-phase
+  rate (bytes between the first and last upload event over their time) >= 90 % of the cap.
 
-Each dataset is read once before its runs (warm page cache, as in performance-facts.md). With
-``--repeat N`` every comparison runs N rounds, alternating which pusher goes first, and keeps
-the best time of each (the first push after a warm-up tends to be slower). Times are wall-clock
-seconds; throughput is dataset bytes per second (MB = 10**6 bytes);
-``ratio`` is naive time / engine time from the same run. Targets (issue 5): ratio >= 3 on
-``touchdesigner`` with latency, and the capped upload at >= 90 % of the cap.
+All scenarios run by default (434 s at ``--scale 1.0`` on the shared 2-core VM, engine of main);
+``--no-issue5`` drops the last two. MB = 10**6 bytes. ``--repeat N`` runs each cold comparison
+N times (alternating which pusher goes first) and keeps each pusher's fastest run.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hashlib
+import contextlib
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -39,28 +53,98 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-import anyio
-import httpx
-
-from roost import PushOptions, Roost, RoostClient
-from roost.resources.roosts import PushProgressEvent
-
-DATASETS = ("media", "touchdesigner", "many-tiny")
-CHUNK = 4 * 1024 * 1024
-READ_BLOCK = 64 * 1024
-NAIVE_WORKERS = 8
-ROOST_ID = "rst_bench_push"
 HERE = Path(__file__).resolve().parent
+CLIENT = HERE / "bench_push_client.py"
+TOKEN_ENV = "ROOST_BENCH_TOKEN"
 #: The emulator fsyncs every stored chunk; on tmpfs that is free, so the disk does not set the pace.
 EMULATOR_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+SCENARIOS = ("media", "repush", "many-tiny", "emulator", "td-latency", "media-cap")
+ISSUE5 = ("td-latency", "media-cap")
+DATASET_OF = {
+    "media": "media",
+    "repush": "touchdesigner",
+    "many-tiny": "many-tiny",
+    "td-latency": "touchdesigner",
+    "media-cap": "media",
+}
+
+#: One read + SHA-256 pass, per 4 MiB chunk as the engine hashes, in a bare interpreter.
+HASH_PASS = """
+import hashlib, json, os, sys, time
+cpu0 = time.process_time()
+piece, chunk = 1 << 20, 4 << 20
+view = memoryview(bytearray(piece))
+total = 0
+for top, dirs, names in os.walk(sys.argv[1]):
+    dirs.sort()
+    for name in sorted(names):
+        with open(os.path.join(top, name), "rb", buffering=0) as f:
+            while True:
+                digest, got = hashlib.sha256(), 0
+                while got < chunk:
+                    n = f.readinto(view[: min(piece, chunk - got)])
+                    if not n:
+                        break
+                    digest.update(view[:n])
+                    got += n
+                total += got
+                if got:
+                    digest.digest()
+                if got < chunk:
+                    break
+print(json.dumps({"cpu": time.process_time() - cpu0, "bytes": total}))
+"""
 
 
 # ---------------------------------------------------------------------------------------------
-# the emulator, in its own process
+# figures
+
+
+@dataclass
+class Figure:
+    """One measured figure; ``met`` is None for figures without a target."""
+
+    scenario: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None
+
+    def text(self) -> str:
+        if self.unit == "s":
+            shown = f"{self.value:.3f}"
+        elif abs(self.value) >= 100 or float(self.value).is_integer():
+            shown = f"{self.value:,.0f}"
+        else:
+            shown = f"{self.value:.2f}"
+        line = f"  {self.name}: {shown} {self.unit}".rstrip()
+        if self.met is not None:
+            line += f"   (target {self.target}: {'met' if self.met else 'NOT met'})"
+        return line
+
+
+@dataclass
+class Report:
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    runs: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+        print(figure.text(), flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  {text}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the emulator and the client processes
 
 
 @dataclass
@@ -68,7 +152,6 @@ class Emulator:
     url: str
     token: str
     site_id: str
-    process: subprocess.Popen[str]
 
 
 @contextmanager
@@ -92,7 +175,7 @@ def emulator(faults: str = "") -> Iterator[Emulator]:
                 url = value.strip()
             elif label.strip() == "site id":
                 site_id = value.strip()
-        yield Emulator(url, token, site_id, process)
+        yield Emulator(url, token, site_id)
     finally:
         process.terminate()
         try:
@@ -103,179 +186,272 @@ def emulator(faults: str = "") -> Iterator[Emulator]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# the engine
-
-
 @dataclass
-class Run:
-    seconds: float
-    uploaded_bytes: int
-    uploaded_chunks: int
-    scan_seconds: float = 0.0
-    upload_seconds: float = 0.0
+class Proc:
+    """A finished child: its wall time, its rusage CPU and peak RSS, and its JSON report."""
+
+    wall: float
+    cpu: float
+    user: float
+    system: float
+    maxrss_mib: float
+    report: dict[str, Any]
 
 
-async def engine_push(server: Emulator, root: str) -> Run:
-    os.environ["ROOST_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-push-cache-")  # no warm hash cache
-    marks: dict[str, float] = {}
-
-    def progress(event: PushProgressEvent) -> None:
-        now = time.perf_counter()
-        if event.phase == "hash" and event.file == "":
-            marks["scanned"] = now
-        elif event.phase == "check-missing":
-            marks["checked"] = now
-        elif event.phase == "upload":
-            marks["uploaded"] = now
-
-    async with Roost(token=server.token, api_url=server.url, timeout=120) as client:
-        started = time.perf_counter()
-        result = await client.roosts.push(
-            root, ROOST_ID, PushOptions(site_id=server.site_id, on_progress=progress)
-        )
-        elapsed = time.perf_counter() - started
-    shutil.rmtree(os.environ.pop("ROOST_CACHE_DIR"), ignore_errors=True)
-    checked = marks.get("checked", started)
-    return Run(
-        seconds=elapsed,
-        uploaded_bytes=result.stats.uploaded_bytes,
-        uploaded_chunks=result.stats.uploaded_chunks,
-        scan_seconds=marks.get("scanned", started) - started,
-        upload_seconds=marks.get("uploaded", checked) - checked,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# the naive baseline: what the reference SDKs do, minus their bugs
-
-
-def naive_walk(root: Path) -> list[tuple[Path, str, int]]:
-    found: list[tuple[Path, str, int]] = []
-
-    def visit(directory: Path) -> None:
-        for entry in sorted(directory.iterdir()):
-            if entry.name in (".git", "node_modules"):
-                continue
-            if entry.is_dir():
-                visit(entry)
-            elif entry.is_file():
-                found.append((entry, entry.relative_to(root).as_posix(), entry.stat().st_size))
-
-    visit(root)
-    return found
-
-
-def naive_hash(path: Path, size: int) -> list[tuple[str, int]]:
-    chunks: list[tuple[str, int]] = []
-    with path.open("rb") as handle:
-        left = size
-        while left > 0:
-            want = min(CHUNK, left)
-            digest = hashlib.sha256()
-            got = 0
-            while got < want:
-                block = handle.read(min(READ_BLOCK, want - got))
-                if not block:
-                    raise RuntimeError(f"{path} shrank while hashing")
-                digest.update(block)
-                got += len(block)
-            chunks.append((digest.hexdigest(), want))
-            left -= want
-    return chunks
-
-
-def naive_scan(
-    root_text: str,
-) -> tuple[list[tuple[str, int, list[tuple[str, int]]]], dict[str, tuple[Path, int, int]]]:
-    """Walk, then hash one file at a time; the first occurrence of a chunk is its source."""
-    root = Path(root_text).resolve()
-    walked = naive_walk(root)
-    files = [(rel, size, naive_hash(path, size)) for path, rel, size in walked]
-    sources: dict[str, tuple[Path, int, int]] = {}
-    for (path, _, _), (_, _, chunks) in zip(walked, files, strict=True):
-        offset = 0
-        for digest, size in chunks:
-            sources.setdefault(digest, (path, offset, size))
-            offset += size
-    return files, sources
-
-
-def naive_read(path: Path, offset: int, size: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(size)
-
-
-async def naive_push(server: Emulator, root_text: str) -> Run:
+def run_process(command: list[str], env: dict[str, str] | None = None) -> Proc:
+    """Run ``command``; CPU from ``os.wait4`` of that very child (nothing else is counted)."""
     started = time.perf_counter()
-    files, sources = naive_scan(root_text)  # blocking, on the event loop, like the reference
-    scanned = time.perf_counter()
-    unique = list(sources)
-    async with RoostClient(token=server.token, api_url=server.url, timeout=120) as http:
-        missing: list[str] = []
-        for i in range(0, len(unique), 900):
-            response = await http.request(
-                "/api/chunks/check",
-                method="POST",
-                body={"siteId": server.site_id, "hashes": unique[i : i + 900]},
-            )
-            missing += response.data["missing"]
-        urls: dict[str, str] = {}
-        for i in range(0, len(missing), 900):
-            response = await http.request(
-                "/api/chunks/upload-urls",
-                method="POST",
-                body={"siteId": server.site_id, "hashes": missing[i : i + 900]},
-            )
-            urls.update(response.data["urls"])
-        checked = time.perf_counter()
-        queue = list(reversed(missing))
-        uploaded = [0, 0]
-        async with httpx.AsyncClient(timeout=120) as storage:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+    assert process.stdout is not None
+    try:
+        out = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:  # interrupted (SIGTERM, Ctrl+C): no client may outlive the benchmark
+        process.kill()
+        process.wait()
+        raise
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+    process.stdout.close()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])[:80]}... exited with {process.returncode}")
+    lines = out.strip().splitlines()
+    return Proc(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        user=usage.ru_utime,
+        system=usage.ru_stime,
+        maxrss_mib=usage.ru_maxrss / 1024,
+        report=json.loads(lines[-1]) if lines else {},
+    )
 
-            async def worker() -> None:
-                while queue:
-                    digest = queue.pop()
-                    path, offset, size = sources[digest]
-                    data = naive_read(path, offset, size)  # blocking, on the event loop
-                    response = await storage.put(
-                        urls[digest], content=data, headers={"Content-Type": "application/octet-stream"}
-                    )
-                    if response.status_code >= 300:
-                        raise RuntimeError(f"PUT {digest} -> {response.status_code}")
-                    uploaded[0] += 1
-                    uploaded[1] += size
 
-            async with anyio.create_task_group() as group:
-                for _ in range(min(NAIVE_WORKERS, len(missing))):
-                    group.start_soon(worker)
-        upload_done = time.perf_counter()
-        version = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.owlette.version.v1+json",
-            "config": {"producer": "bench naive", "createdAt": datetime.now(timezone.utc).isoformat()},
-            "files": [
-                {"path": rel, "size": size, "chunks": [{"hash": h, "size": s} for h, s in chunks]}
-                for rel, size, chunks in sorted(files)
-            ],
-        }
-        await http.request(
-            f"/api/roosts/{ROOST_ID}/versions",
-            method="POST",
-            body={"siteId": server.site_id, "version": version},
+def push(kind: str, server: Emulator, root: str, cache_dir: str | None = None, skip: bool = False) -> Proc:
+    """One push in its own client process; ``cache_dir`` None gives the engine an empty one."""
+    env = dict(os.environ)
+    env[TOKEN_ENV] = server.token
+    fresh = cache_dir is None
+    cache = tempfile.mkdtemp(prefix="bench-push-cache-") if cache_dir is None else cache_dir
+    env["ROOST_CACHE_DIR"] = cache
+    command = [sys.executable, str(CLIENT), kind, root, server.url, server.site_id]
+    if skip:
+        command.append("--skip-unchanged")
+    try:
+        return run_process(command, env)
+    finally:
+        if fresh:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def cold(kind: str, root: str, faults: str = "") -> Proc:
+    with emulator(faults) as server:
+        return push(kind, server, root)
+
+
+def cold_pair(root: str, faults: str, repeat: int) -> dict[str, Proc]:
+    """Engine and naive cold pushes, ``repeat`` rounds in alternating order; the fastest of each."""
+    runs: dict[str, list[Proc]] = {"engine": [], "naive": []}
+    for round_index in range(repeat):
+        for kind in ("engine", "naive") if round_index % 2 == 0 else ("naive", "engine"):
+            runs[kind].append(cold(kind, root, faults))
+    return {kind: min(found, key=lambda p: p.report["push_seconds"]) for kind, found in runs.items()}
+
+
+def upload_rate(proc: Proc) -> tuple[float, float, int, int]:
+    """(chunks/s, bytes/s, chunks, bytes) between the first and the last upload progress event."""
+    first, last = proc.report.get("first_upload"), proc.report.get("last_upload")
+    if not first or not last or last[0] <= first[0]:
+        return 0.0, 0.0, 0, 0
+    seconds = last[0] - first[0]
+    chunks, nbytes = last[1] - first[1], last[2] - first[2]
+    return chunks / seconds, nbytes / seconds, chunks, nbytes
+
+
+def describe(label: str, proc: Proc) -> str:
+    r = proc.report
+    scan = f", scan {r['scan_seconds']:.2f} s" if r.get("scan_seconds") is not None else ""
+    return (
+        f"{label:<28} push {r['push_seconds']:7.3f} s  process {proc.wall:7.3f} s  "
+        f"CPU {proc.cpu:6.2f} s (user {proc.user:.2f} + sys {proc.system:.2f}), "
+        f"peak RSS {proc.maxrss_mib:.0f} MiB{scan}; uploaded {r['uploaded_chunks']} chunks, "
+        f"{r['uploaded_bytes'] / 1e6:.1f} MB"
+    )
+
+
+def record(report: Report, key: str, label: str, proc: Proc) -> None:
+    report.runs[key] = asdict(proc)
+    report.note(describe(label, proc))
+
+
+# ---------------------------------------------------------------------------------------------
+# scenarios
+
+
+def scenario_media(report: Report, root: str, repeat: int) -> None:
+    hashing = min(
+        (run_process([sys.executable, "-c", HASH_PASS, root]) for _ in range(repeat)), key=lambda p: p.cpu
+    )
+    report.runs["media hash pass"] = asdict(hashing)
+    report.note(
+        f"{'one read + SHA-256 pass':<28} process {hashing.wall:7.3f} s  CPU {hashing.cpu:6.2f} s "
+        f"(interpreter start included; {hashing.report['cpu']:.2f} s in the loop alone), "
+        f"{hashing.report['bytes'] / 1e6:.0f} MB"
+    )
+    # what the client process pays before any push: interpreter start and the imports a push makes
+    probe = f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_push_client, roost._push"
+    imports = run_process([sys.executable, "-c", probe])
+    report.runs["client imports"] = asdict(imports)
+    report.note(
+        f"{'client start + imports alone':<28} process {imports.wall:7.3f} s  CPU {imports.cpu:6.2f} s"
+    )
+    pair = cold_pair(root, "", repeat)
+    engine, naive = pair["engine"], pair["naive"]
+    record(report, "media engine cold", "engine cold", engine)
+    record(report, "media naive cold", "naive cold", naive)
+    ratio = engine.cpu / hashing.cpu
+    report.add(
+        Figure(
+            "media", "cold media push: client CPU / one read+hash pass", ratio, "x", "<= 1.75", ratio <= 1.75
         )
-    return Run(
-        seconds=time.perf_counter() - started,
-        uploaded_bytes=uploaded[1],
-        uploaded_chunks=uploaded[0],
-        scan_seconds=scanned - started,
-        upload_seconds=upload_done - checked,
+    )
+    ratio = engine.cpu / naive.cpu
+    report.add(
+        Figure("media", "cold media push: client CPU / naive client CPU", ratio, "x", "< 1", ratio < 1)
+    )
+    speedup = naive.report["push_seconds"] / engine.report["push_seconds"]
+    report.add(
+        Figure("media", "cold media push: naive wall / engine wall", speedup, "x", ">= 2.5", speedup >= 2.5)
+    )
+    report.note(
+        f"(process walls, interpreter start included: naive / engine = {naive.wall / engine.wall:.2f}x)"
+    )
+
+
+def scenario_repush(report: Report, root: str, rounds: int) -> None:
+    cache = tempfile.mkdtemp(prefix="bench-push-cache-")
+    try:
+        with emulator() as server:
+            record(report, "td engine cold", "engine cold", push("engine", server, root, cache))
+            again = [push("engine", server, root, cache) for _ in range(rounds)]
+            best = min(again, key=lambda p: p.report["push_seconds"])
+            record(report, "td engine re-push", f"engine re-push (best of {rounds})", best)
+            report.note(
+                "engine re-push rounds (push call / process): "
+                + ", ".join(f"{p.report['push_seconds']:.3f} / {p.wall:.3f} s" for p in again)
+                + f"; API requests of the best: {len(best.report['api_requests'])}"
+            )
+            skip = push("engine", server, root, cache, skip=True)
+            record(report, "td engine skip-unchanged", "engine skip_unchanged", skip)
+            requests = skip.report["api_requests"]
+            report.note(f"skip_unchanged: unchanged={skip.report['unchanged']}, API requests: {requests}")
+            naive_runs = [push("naive", server, root) for _ in range(rounds)]
+            naive = min(naive_runs, key=lambda p: p.report["push_seconds"])
+            record(report, "td naive re-push", f"naive re-push (best of {rounds})", naive)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    seconds = best.report["push_seconds"]
+    report.add(
+        Figure(
+            "repush",
+            "re-push of unchanged touchdesigner: push call",
+            seconds,
+            "s",
+            "<= 0.5 s",
+            seconds <= 0.5,
+        )
+    )
+    report.add(Figure("repush", "re-push: client process wall, interpreter start included", best.wall, "s"))
+    speedup = naive.report["push_seconds"] / seconds
+    report.add(Figure("repush", "re-push: naive wall / engine wall", speedup, "x", ">= 10", speedup >= 10))
+    met = len(requests) <= 1 and bool(skip.report["unchanged"])
+    report.add(
+        Figure(
+            "repush",
+            "re-push with skip_unchanged: API requests",
+            len(requests),
+            "",
+            "<= 1 (and unchanged)",
+            met,
+        )
+    )
+
+
+def scenario_many_tiny(report: Report, root: str, latency_ms: float) -> None:
+    proc = cold("engine", root, f"storage_latency_ms={latency_ms:g}")
+    record(report, "many-tiny engine cold +latency", f"engine cold +{latency_ms:g} ms", proc)
+    rate, _, chunks, _ = upload_rate(proc)
+    report.note(
+        f"upload phase: {chunks} chunks between the first and last upload events "
+        f"({proc.report['upload_events']} events); over the whole push call: "
+        f"{proc.report['uploaded_chunks'] / proc.report['push_seconds']:,.0f} PUT/s"
+    )
+    report.add(
+        Figure(
+            "many-tiny",
+            f"many-tiny cold push, {latency_ms:g} ms storage latency: upload PUT/s",
+            rate,
+            "PUT/s",
+            ">= 1,000",
+            rate >= 1000,
+        )
+    )
+
+
+def scenario_emulator(report: Report, scale: float) -> None:
+    small, large = max(2000, int(20_000 * scale)), max(60, int(600 * scale))
+    command = [sys.executable, str(HERE / "bench_emulator.py"), "--small", str(small), "--large", str(large)]
+    started = time.perf_counter()
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    report.runs["emulator"] = {"output": out, "seconds": time.perf_counter() - started}
+    for text in out.strip().splitlines():
+        report.note(f"bench_emulator: {text}")
+    puts = re.search(r"small PUTs.*?:\s*([\d,.]+)\s*PUT/s", out)
+    gbps = re.search(r"4 MiB PUTs:\s*([\d.]+)\s*GB/s", out)
+    if puts is None or gbps is None:
+        raise RuntimeError(f"could not read bench_emulator.py's output:\n{out}")
+    rate = float(puts.group(1).replace(",", ""))
+    report.add(
+        Figure("emulator", "emulator storage plane: small PUT/s", rate, "PUT/s", ">= 3,000", rate >= 3000)
+    )
+    rate = float(gbps.group(1))
+    report.add(Figure("emulator", "emulator storage plane: 4 MiB PUTs", rate, "GB/s", ">= 1", rate >= 1))
+
+
+def scenario_td_latency(report: Report, root: str, latency_ms: float, repeat: int) -> None:
+    pair = cold_pair(root, f"storage_latency_ms={latency_ms:g}", repeat)
+    record(report, "td engine cold +latency", f"engine cold +{latency_ms:g} ms", pair["engine"])
+    record(report, "td naive cold +latency", f"naive cold +{latency_ms:g} ms", pair["naive"])
+    ratio = pair["naive"].report["push_seconds"] / pair["engine"].report["push_seconds"]
+    report.add(
+        Figure(
+            "td-latency",
+            f"touchdesigner cold, {latency_ms:g} ms storage latency: naive / engine",
+            ratio,
+            "x",
+            ">= 3 (issue 5)",
+            ratio >= 3,
+        )
+    )
+
+
+def scenario_media_cap(report: Report, root: str, cap_mbps: float) -> None:
+    proc = cold("engine", root, f"storage_bandwidth_mbps={cap_mbps:g}")
+    record(report, "media engine cold capped", f"engine cold, {cap_mbps:g} MB/s cap", proc)
+    share = upload_rate(proc)[1] / 1e6 / cap_mbps
+    report.add(
+        Figure(
+            "media-cap",
+            f"media, {cap_mbps:g} MB/s storage cap: upload rate / cap",
+            share * 100,
+            "%",
+            ">= 90 % (issue 5)",
+            share >= 0.9,
+        )
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# scenarios and report
+# main
 
 
 def dataset_bytes(root: str) -> tuple[int, int]:
@@ -285,58 +461,6 @@ def dataset_bytes(root: str) -> tuple[int, int]:
             total += os.path.getsize(os.path.join(dirpath, name))
             count += 1
     return total, count
-
-
-def mbps(nbytes: int, seconds: float) -> float:
-    return nbytes / seconds / 1e6 if seconds > 0 else float("inf")
-
-
-def line(label: str, run: Run, size: int) -> str:
-    return (
-        f"  {label:<24} {run.seconds:8.2f} s  {mbps(size, run.seconds):8.1f} MB/s"
-        f"   scan {run.scan_seconds:6.2f} s  upload {run.upload_seconds:6.2f} s"
-        f"  ({run.uploaded_chunks} chunks, {run.uploaded_bytes / 1e6:.1f} MB)"
-    )
-
-
-def cold_and_repush(kind: str, root: str, faults: str = "") -> tuple[Run, Run]:
-    push = engine_push if kind == "engine" else naive_push
-    with emulator(faults) as server:
-        cold = asyncio.run(push(server, root))
-        again = asyncio.run(push(server, root))
-    return cold, again
-
-
-def cold(kind: str, root: str, faults: str) -> Run:
-    push = engine_push if kind == "engine" else naive_push
-    with emulator(faults) as server:
-        return asyncio.run(push(server, root))
-
-
-def best(runs: list[Run]) -> Run:
-    return min(runs, key=lambda run: run.seconds)
-
-
-def compare_pairs(root: str, repeat: int) -> dict[str, tuple[Run, Run]]:
-    """Cold push + re-push for both pushers, ``repeat`` rounds in alternating order; best of each."""
-    results: dict[str, list[tuple[Run, Run]]] = {"engine": [], "naive": []}
-    for round_index in range(repeat):
-        order = ("engine", "naive") if round_index % 2 == 0 else ("naive", "engine")
-        for kind in order:
-            results[kind].append(cold_and_repush(kind, root))
-    return {
-        kind: (best([pair[0] for pair in pairs]), best([pair[1] for pair in pairs]))
-        for kind, pairs in results.items()
-    }
-
-
-def compare_cold(root: str, faults: str, repeat: int) -> dict[str, Run]:
-    results: dict[str, list[Run]] = {"engine": [], "naive": []}
-    for round_index in range(repeat):
-        order = ("engine", "naive") if round_index % 2 == 0 else ("naive", "engine")
-        for kind in order:
-            results[kind].append(cold(kind, root, faults))
-    return {kind: best(runs) for kind, runs in results.items()}
 
 
 def _exit_on_term(signum: int, frame: object) -> None:
@@ -350,83 +474,84 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("dir", nargs="?", default="datasets")
     parser.add_argument("--scale", type=float, default=1.0, help="dataset scale (gen_datasets.py --scale)")
-    parser.add_argument("--only", choices=DATASETS, action="append", help="run only these datasets")
-    parser.add_argument("--latency-ms", type=float, default=20.0, help="storage latency of the +latency runs")
-    parser.add_argument(
-        "--cap-mbps", type=float, default=100.0, help="storage bandwidth cap of the media run"
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="rounds per comparison, alternating order; best of each"
-    )
-    parser.add_argument("--no-latency", action="store_true", help="skip the +latency runs")
-    parser.add_argument("--no-cap", action="store_true", help="skip the capped media run")
+    parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
+    parser.add_argument("--no-issue5", action="store_true", help="skip td-latency and media-cap")
+    parser.add_argument("--json", metavar="PATH", help="write every figure and run as JSON ('-': stdout)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per cold comparison; fastest kept")
+    parser.add_argument("--repush-rounds", type=int, default=3, help="re-pushes of each pusher; best kept")
+    parser.add_argument("--tiny-latency-ms", type=float, default=100.0, help="storage latency, many-tiny")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="storage latency, td-latency")
+    parser.add_argument("--cap-mbps", type=float, default=100.0, help="storage bandwidth cap, media-cap")
     args = parser.parse_args(argv)
-    names = args.only or list(DATASETS)
-    for name in names:
-        subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "gen_datasets.py"),
-                args.dir,
-                "--scale",
-                str(args.scale),
-                "--only",
-                name,
-            ],
-            check=True,
-        )
+    if args.repeat < 1 or args.repush_rounds < 1:
+        parser.error("--repeat and --repush-rounds must be >= 1")
+    # with the JSON on stdout, the running commentary goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json == "-" else contextlib.nullcontext():
+        data = run(args)
+    if args.json:
+        text = json.dumps(data, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every chosen scenario, printing as it goes; returns every figure and run."""
+    chosen = args.only or [s for s in SCENARIOS if not (args.no_issue5 and s in ISSUE5)]
+    for name in sorted({DATASET_OF[s] for s in chosen if s in DATASET_OF}):
+        command = [sys.executable, str(HERE / "gen_datasets.py"), args.dir, "--scale", str(args.scale)]
+        subprocess.run([*command, "--only", name], check=True)
     from roost import chunker
 
     signal.signal(signal.SIGTERM, _exit_on_term)  # so the running emulator is stopped and cleaned up
+    report = Report()
+    started = time.perf_counter()
+    load = os.getloadavg()
     print(f"chunker backend: {chunker.backend()}, {os.cpu_count()} CPUs, scale {args.scale}")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    summary: list[str] = []
-    for name in names:
-        root = os.path.join(args.dir, name)
-        size, count = dataset_bytes(root)
-        chunker.scan_directory(root)  # warm the page cache: every scenario starts from the same state
-        print(f"\n{name}: {count} files, {size / 1e6:.1f} MB")
-        pairs = compare_pairs(root, args.repeat)
-        engine_cold, engine_again = pairs["engine"]
-        naive_cold, naive_again = pairs["naive"]
-        print(line("engine cold", engine_cold, size))
-        print(line("engine re-push", engine_again, size))
-        print(line("naive cold", naive_cold, size))
-        print(line("naive re-push", naive_again, size))
-        ratios = (
-            f"{name}: cold {naive_cold.seconds / engine_cold.seconds:.2f}x, "
-            f"re-push {naive_again.seconds / engine_again.seconds:.2f}x"
-        )
-        if not args.no_latency:
-            faults = f"storage_latency_ms={args.latency_ms:g}"
-            slow = compare_cold(root, faults, args.repeat)
-            print(line(f"engine cold +{args.latency_ms:g}ms", slow["engine"], size))
-            print(line(f"naive cold +{args.latency_ms:g}ms", slow["naive"], size))
-            ratio = slow["naive"].seconds / slow["engine"].seconds
-            ratios += f", cold +{args.latency_ms:g} ms storage latency {ratio:.2f}x"
-            if name == "touchdesigner":
-                ratios += f" (target >= 3x: {'met' if ratio >= 3 else 'NOT met'})"
-        print(f"  ratio naive/engine: {ratios.split(': ', 1)[1]}")
-        summary.append(ratios)
-        if name == "media" and not args.no_cap:
-            capped = best(
-                [
-                    cold("engine", root, f"storage_bandwidth_mbps={args.cap_mbps:g}")
-                    for _ in range(args.repeat)
-                ]
-            )
-            rate = mbps(capped.uploaded_bytes, capped.upload_seconds)
-            share = rate / args.cap_mbps
-            print(line(f"engine cold, {args.cap_mbps:g} MB/s cap", capped, size))
-            verdict = "met" if share >= 0.9 else "NOT met"
-            note = f"media capped at {args.cap_mbps:g} MB/s: upload phase {rate:.1f} MB/s = {share:.0%} of the cap"
-            print(f"  {note} (target >= 90 %: {verdict})")
-            summary.append(f"{note} (target >= 90 %: {verdict})")
-    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("summary (naive time / engine time, same run):")
-    for item in summary:
-        print(f"  {item}")
-    return 0
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in load)}", flush=True)
+    warm: set[str] = set()
+    for scenario in [s for s in SCENARIOS if s in chosen]:
+        dataset = DATASET_OF.get(scenario)
+        root = os.path.join(args.dir, dataset) if dataset else ""
+        if dataset:
+            size, count = dataset_bytes(root)
+            print(f"\n{scenario}: {dataset}, {count} files, {size / 1e6:.1f} MB", flush=True)
+            if dataset not in warm:
+                chunker.scan_directory(root)  # warm the page cache: every run starts from the same state
+                warm.add(dataset)
+        else:
+            print(f"\n{scenario}: scripts/bench_emulator.py", flush=True)
+        t0 = time.perf_counter()
+        if scenario == "media":
+            scenario_media(report, root, args.repeat)
+        elif scenario == "repush":
+            scenario_repush(report, root, args.repush_rounds)
+        elif scenario == "many-tiny":
+            scenario_many_tiny(report, root, args.tiny_latency_ms)
+        elif scenario == "emulator":
+            scenario_emulator(report, args.scale)
+        elif scenario == "td-latency":
+            scenario_td_latency(report, root, args.latency_ms, args.repeat)
+        else:
+            scenario_media_cap(report, root, args.cap_mbps)
+        print(f"  ({scenario} took {time.perf_counter() - t0:.0f} s)", flush=True)
+    end_load = os.getloadavg()
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in end_load)}")
+    print(f"total {time.perf_counter() - started:.0f} s; summary (one run, ratios from this run):")
+    for figure in report.figures:
+        print(figure.text())
+    return {
+        "argv": sys.argv,
+        "scale": args.scale,
+        "cpus": os.cpu_count(),
+        "load_start": load,
+        "load_end": end_load,
+        "figures": [asdict(f) for f in report.figures],
+        "notes": report.notes,
+        "runs": report.runs,
+    }
 
 
 if __name__ == "__main__":
