@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -57,18 +58,19 @@ async def test_repush_reads_nothing_and_cache_false_reads_everything(tmp_path: P
 async def test_verify_cache_is_passed_to_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_tree(tmp_path)
     seen: list[object] = []
-    real = chunker.chunk_directory
+    real = chunker._stream_tree
 
-    async def spy(*args: object, **kwargs: object) -> list[chunker.ChunkedFileEntry]:
+    async def spy(*args: object, **kwargs: object) -> AsyncIterator[object]:
         seen.append(kwargs.get("verify"))
-        return await real(*args, **kwargs)  # type: ignore[arg-type]
+        async for item in real(*args, **kwargs):  # type: ignore[arg-type]
+            yield item
 
     with recording() as reports:
         async with testing.serve() as server, Roost(token=server.token, api_url=server.url) as client:
             await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
             from roost._push import engine
 
-            monkeypatch.setattr(engine, "chunk_directory", spy)
+            monkeypatch.setattr(engine, "_stream_tree", spy)
             await client.roosts.push(
                 tmp_path, ROOST, PushOptions(site_id=server.site_id, verify_cache="fast")
             )

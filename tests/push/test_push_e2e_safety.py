@@ -13,7 +13,7 @@ import pytest
 
 from roost import AuthenticationError, NotFoundError, PushOptions, Roost, UnportablePathError
 from roost._push import engine
-from roost.chunker import ChunkedFileEntry, HashProgress
+from roost.chunker import HashProgress
 
 from .test_push_e2e import disk_tree, make_tree, rebuild
 
@@ -43,11 +43,11 @@ async def test_long_description_fails_with_no_file_opened_and_no_request(
     many(tmp_path, 50)
     scans: list[object] = []
 
-    async def spy(*args: Any, **kwargs: Any) -> list[ChunkedFileEntry]:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         scans.append(args)
         raise AssertionError("the scan must not start")
 
-    monkeypatch.setattr(engine, "chunk_directory", spy)
+    monkeypatch.setattr(engine, "_stream_tree", spy)
     async with Roost(token=server.token, api_url=server.url) as client:
         with pytest.raises(ValueError, match="description"):
             await client.roosts.push(

@@ -12,7 +12,7 @@ import pytest
 
 from roost import PushOptions, PushResult, chunker
 from roost._push import engine, ledger, push_directory
-from roost.chunker import ChunkedFileEntry, ChunkProgressEvent, DiscoverProgress, SkippedEntry
+from roost.chunker import ChunkProgressEvent, DiscoverProgress, SkippedEntry
 
 from .fakes import API, SITE, FakeApi, rebuild, write_tree
 
@@ -245,9 +245,9 @@ async def test_skipped_entries_and_unmatched_ignores_reach_the_result(
         SkippedEntry("c/link", "link_outside_root"),
         SkippedEntry("fifo", "special_file"),
     )
-    real = chunker.chunk_directory
+    real = chunker._stream_tree
 
-    async def walk_that_skips(*args: Any, **kwargs: Any) -> list[ChunkedFileEntry]:
+    def walk_that_skips(*args: Any, **kwargs: Any) -> Any:
         forward = kwargs["on_progress"]
 
         def rewrite(event: ChunkProgressEvent) -> Any:
@@ -261,9 +261,9 @@ async def test_skipped_entries_and_unmatched_ignores_reach_the_result(
             return forward(event)
 
         kwargs["on_progress"] = rewrite
-        return await real(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "chunk_directory", walk_that_skips)
+    monkeypatch.setattr(engine, "_stream_tree", walk_that_skips)
     seen: list[Any] = []
     result = await push(FakeApi(), tmp_path, on_progress=seen.append)
     assert result.skipped == skipped

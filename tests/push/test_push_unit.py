@@ -113,12 +113,13 @@ async def test_push_publishes_every_file_and_reports_stats(tmp_path: Path) -> No
     assert events.phases()[0] == "discover"
     assert events.phases().count("hash") == 7
     assert events.of(PushProgressCheckMissing) == [PushProgressCheckMissing(total=4, missing=4)]
-    assert events.of(PushProgressUpload) == [
-        PushProgressUpload(
-            uploaded=4, total=4, bytes_uploaded=stats.uploaded_bytes, bytes_total=stats.uploaded_bytes
-        )
-    ]
+    # The scan, the check and the upload overlap: upload events may come before the check-missing
+    # one (their totals grow until then); the one that ends the upload comes after it.
+    assert events.of(PushProgressUpload)[-1] == PushProgressUpload(
+        uploaded=4, total=4, bytes_uploaded=stats.uploaded_bytes, bytes_total=stats.uploaded_bytes
+    )
     assert events.phases()[-1] == "upload"
+    assert events.phases()[-2] in ("check-missing", "upload")
 
 
 async def test_second_push_uploads_nothing_and_one_change_uploads_only_its_chunks(tmp_path: Path) -> None:
@@ -480,7 +481,7 @@ async def test_short_lived_urls_are_reminted_before_they_expire(tmp_path: Path) 
     # One 2.5 MiB chunk at a time (4 MiB budget), 0.25 s each: 1.5 s outlives one 1.2 s batch.
     assert result.stats.uploaded_chunks == 6
     assert len(api.mint_batches) >= 2
-    assert len(api.mint_batches[0]) == 6
+    assert {h for batch in api.mint_batches for h in batch} == set(api.store)
     assert 403 not in api.put_statuses
     assert rebuild(api, result.version_id) == files
 
@@ -591,8 +592,9 @@ async def test_async_and_sync_callbacks_are_delivered_in_order(tmp_path: Path) -
 
     await push(FakeApi(), tmp_path, on_progress=slow)
     assert seen[0] == "discover"
-    assert seen[-3:] == ["upload:4", "upload:8", "upload:10"]
-    assert seen.index("check-missing") == 12
+    assert [s for s in seen if s.startswith("upload:")] == ["upload:4", "upload:8", "upload:10"]
+    assert seen[-1] == "upload:10"
+    assert seen.index("check-missing") > max(i for i, s in enumerate(seen) if s == "hash")
 
 
 async def test_callback_exception_propagates_and_stops_the_push(tmp_path: Path) -> None:

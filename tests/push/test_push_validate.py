@@ -12,7 +12,7 @@ import pytest
 import roost
 from roost import AuthenticationError, NotFoundError, chunker
 from roost._push import engine, push_directory
-from roost.chunker import ChunkedFileEntry, HashProgress
+from roost.chunker import HashProgress
 from roost.resources import roosts as roosts_module
 
 from .fakes import SITE, FakeApi, write_tree
@@ -52,13 +52,13 @@ def test_push_shapes_are_public_from_roost_and_the_roosts_module() -> None:
 def opened(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Calls that reached the scan (a push that fails validation opens no file)."""
     calls: list[object] = []
-    real = chunker.chunk_directory
+    real = chunker._stream_tree
 
-    async def spy(*args: Any, **kwargs: Any) -> list[ChunkedFileEntry]:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
-        return await real(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "chunk_directory", spy)
+    monkeypatch.setattr(engine, "_stream_tree", spy)
     return calls
 
 

@@ -20,7 +20,7 @@ from .ledger import files_digest
 from .publish import Head
 from .types import PushOptions
 
-__all__ = ["SITE_NOT_FOUND", "RoostHead", "fetch_files_digest", "read_head", "same_fields"]
+__all__ = ["SITE_NOT_FOUND", "RoostHead", "fetch_version_files", "read_head", "same_fields"]
 
 logger = logging.getLogger("roost")
 
@@ -93,18 +93,22 @@ def same_fields(opts: PushOptions, head: RoostHead) -> bool:
     return opts.description is None or (opts.description.strip() or None) == head.description
 
 
-async def fetch_files_digest(http: RoostClient, roost_id: str, site_id: str, version_id: str) -> str:
-    """The :func:`files_digest` of a published version, read from the API (one request)."""
+async def fetch_version_files(
+    http: RoostClient, roost_id: str, site_id: str, version_id: str
+) -> tuple[str, frozenset[str]]:
+    """The :func:`files_digest` of a published version and its chunk hashes (one request)."""
     path = api_path("api", "roosts", roost_id, "versions", version_id)
     response = await http.request(path, query={"siteId": site_id})
     version = as_dict(expect_object(response.data, f"GET {path}").get("version")) or {}
     files = [f for f in as_list(version.get("files")) if isinstance(f, dict)]
     files.sort(key=lambda f: str(f.get("path")))
-    return files_digest(
+    listed = [
         (
             str(f.get("path")),
             as_int(f.get("size")),
             [str(c.get("hash")) for c in as_list(f.get("chunks")) if isinstance(c, dict)],
         )
         for f in files
-    )
+    ]
+    chunks = frozenset(chunk_hash for _, _, hashes in listed for chunk_hash in hashes)
+    return files_digest(listed), chunks

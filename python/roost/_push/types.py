@@ -65,9 +65,12 @@ ProgressCallback = Callable[[PushProgressEvent], Awaitable[None] | None]
 class PushOptions:
     """How to push a directory.
 
-    - ``concurrency``: chunk uploads in flight for full-size (4 MiB) chunks; at most
-      ``concurrency x 4 MiB`` of chunk bytes are held in memory. Small chunks are uploaded with up to
-      ``concurrency x 8`` PUTs in flight within that same byte budget.
+    - ``concurrency``: chunk uploads in flight for full-size (4 MiB) chunks (at most
+      ``concurrency x 4 MiB`` of chunk bytes in flight); small chunks are uploaded with up to
+      ``concurrency x 8`` PUTs in flight within that same byte budget. The push uploads the very
+      bytes it hashed, read once: at most ``concurrency x 8 MiB`` of them (at least 8 MiB) are
+      held in memory at once (hashed and waiting for their check or upload, or in flight); the
+      scan waits while they are.
     - ``ignore``: extra ignore patterns for the walk (see :func:`roost.chunker.chunk_directory`).
     - ``dry_run``: stop after the dedup check; the result's ``plan`` says what would be uploaded
       and nothing is uploaded or published (see :class:`PushResult`).
@@ -76,8 +79,9 @@ class PushOptions:
       this machine has seen stored on this API and site, recorded after each successful
       publish, are not checked again, so a re-push of an unchanged tree costs no dedup check
       (the publish's 412 ``missingChunks`` answer re-uploads any the storage lost since).
-      ``False`` re-reads everything, checks every chunk and leaves the ledger alone. The
-      upload-time check still re-hashes every chunk uploaded.
+      ``False`` re-reads everything, checks every chunk and leaves the ledger alone. A chunk
+      whose bytes the scan did not read (its file was a cache hit) is read again and re-hashed
+      before its upload.
     - ``verify_cache``: ``"fast"`` confirms every cache hit by an xxh3-128 digest of the file's
       content before trusting it (every file is read, none SHA-256-hashed again), catching a
       rewrite that kept the stat fingerprint; ``"stat"`` (the default) trusts the fingerprint.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -25,7 +25,9 @@ __all__ = [
     "PROGRESS_INTERVAL_S",
     "SLOW_CONNECTION_BPS",
     "SMALL_CHUNK_FANOUT",
+    "UploadItem",
     "UploadTally",
+    "Uploads",
     "max_parallel_puts",
     "upload_chunks",
 ]
@@ -98,17 +100,28 @@ class _Gate:
         self.bytes -= size
         self._changed.set()
 
+    async def drained(self) -> None:
+        """Waits until nothing is admitted any more."""
+        while self.count:
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
 
 class _Progress:
     """Upload bytes for the events: stored chunks plus what in-flight attempts have sent.
 
-    Reported counts never go down: a retried attempt's bytes are sent again without counting twice.
+    Reported counts never go down: a retried attempt's bytes are sent again without counting
+    twice. A streaming push learns what it must upload while it scans: the totals grow with
+    each answered dedup check (:meth:`add`) until :meth:`finish` says they are complete. The
+    event with ``uploaded == total`` that ends the upload comes after that (so after the
+    ``check-missing`` event), even when every chunk was stored before.
     """
 
-    def __init__(self, emit: Emitter, total: int, total_bytes: int) -> None:
+    def __init__(self, emit: Emitter) -> None:
         self._emit = emit
-        self.total = total
-        self.total_bytes = total_bytes
+        self.total = 0
+        self.total_bytes = 0
+        self.complete = False
         self.stored_chunks = 0
         self.stored_bytes = 0
         self.sending: dict[str, int] = {}
@@ -128,11 +141,24 @@ class _Progress:
             bytes_total=self.total_bytes,
         )
 
+    def add(self, chunks: int, nbytes: int) -> None:
+        self.total += chunks
+        self.total_bytes += nbytes
+
+    async def finish(self) -> None:
+        """The totals are complete; the last event goes out now if every chunk is stored already."""
+        self.complete = True
+        if self.total and self.stored_chunks == self.total:
+            await self._emit(self._report(self.stored_bytes))
+
     async def stored(self, chunk_hash: str, size: int) -> None:
         self.sending.pop(chunk_hash, None)
         self.stored_chunks += 1
         self.stored_bytes += size
-        if self.stored_chunks % 4 == 0 or self.stored_chunks == self.total:
+        every_fourth = self.stored_chunks % 4 == 0
+        if self.stored_chunks == self.total:  # the end, if the totals are complete: see finish()
+            every_fourth = False
+        if every_fourth or (self.complete and self.stored_chunks == self.total):
             await self._emit(self._report(self.stored_bytes))
 
     async def tick(self) -> None:
@@ -160,17 +186,22 @@ def _read_verified(source: ChunkSource, chunk_hash: str) -> bytes:
         ) from error
 
 
-async def upload_chunks(
-    http: RoostClient,
-    storage: StorageClient,
-    *,
-    site_id: str,
-    hashes: Sequence[str],
-    sources: Mapping[str, ChunkSource],
-    concurrency: int,
-    emit: Emitter,
-) -> UploadTally:
-    """Upload ``hashes`` (in that order) from their sources; every failure aborts the whole stage.
+@dataclass(frozen=True, slots=True)
+class UploadItem:
+    """A chunk to upload: its hash and size, and either the bytes the scan hashed or their source.
+
+    With ``data`` (held from the scan, so hashed from these very bytes) nothing is read again;
+    without, the bytes are re-read from ``source`` and verified against the hash first.
+    """
+
+    chunk_hash: str
+    size: int
+    data: bytes | None = None
+    source: ChunkSource | None = None
+
+
+class Uploads:
+    """The upload stage of one push: items in, stored chunks out, paced by the link.
 
     In flight, at once, are at most:
 
@@ -183,92 +214,154 @@ async def upload_chunks(
       :class:`LatencyFanOut` scales that count with the smallest small-PUT round trip above
       :data:`REFERENCE_LATENCY_S`, up to :data:`MAX_PUTS_IN_FLIGHT`.
 
-    An ``upload`` event follows every 4th stored chunk and the last one, and, while bytes move,
-    at least every :data:`PROGRESS_INTERVAL_S`; ``bytes_uploaded`` counts the bytes sent (stored
-    chunks plus what their in-flight attempts sent), never decreasing.
+    ``expect`` tells the URL pool what is coming (it mints in batches, in that order); ``run``
+    uploads items as they arrive, in arrival order, and fails on the first chunk that fails.
+    ``expect`` also adds to the ``upload`` events' totals, which grow until ``finish``;
+    ``release(n)`` is called once an item's held bytes are no longer needed. An ``upload``
+    event follows every 4th stored chunk and the last one, and, while bytes move, at least every
+    :data:`PROGRESS_INTERVAL_S`; ``bytes_uploaded`` counts the bytes sent (stored chunks plus
+    what their in-flight attempts sent), never decreasing.
     """
-    tally = UploadTally()
-    total = len(hashes)
-    if total == 0:
-        return tally
-    total_bytes = sum(sources[chunk_hash].size for chunk_hash in hashes)
-    pool = UrlPool(http, site_id, hashes)
-    window = ThroughputWindow(
-        floor=CHUNK_SIZE_BYTES, ceiling=concurrency * CHUNK_SIZE_BYTES, slow_bps=SLOW_CONNECTION_BPS
-    )
-    fanout = LatencyFanOut(
-        base=concurrency * SMALL_CHUNK_FANOUT,
-        cap=max_parallel_puts(concurrency),
-        reference_s=REFERENCE_LATENCY_S,
-    )
-    gate = _Gate(window, fanout)
-    progress = _Progress(emit, total, total_bytes)
-    readers = anyio.CapacityLimiter(READ_THREADS)
-    ticker = anyio.CancelScope()
 
-    def attempted(nbytes: int, started: float, finished: float, reached: bool) -> None:
+    def __init__(
+        self,
+        http: RoostClient,
+        storage: StorageClient,
+        *,
+        site_id: str,
+        concurrency: int,
+        emit: Emitter,
+        release: Callable[[int], None] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._emit = emit
+        self._release = release
+        self.pool = UrlPool(http, site_id, ())
+        self.window = ThroughputWindow(
+            floor=CHUNK_SIZE_BYTES, ceiling=concurrency * CHUNK_SIZE_BYTES, slow_bps=SLOW_CONNECTION_BPS
+        )
+        self.fanout = LatencyFanOut(
+            base=concurrency * SMALL_CHUNK_FANOUT,
+            cap=max_parallel_puts(concurrency),
+            reference_s=REFERENCE_LATENCY_S,
+        )
+        self._gate = _Gate(self.window, self.fanout)
+        self._progress = _Progress(emit)
+        self._readers = anyio.CapacityLimiter(READ_THREADS)
+        self.tally = UploadTally()
+
+    def expect(self, hashes: Sequence[str], nbytes: int) -> None:
+        """``hashes`` (of ``nbytes`` in all) will come to :meth:`run`."""
+        self.pool.add(hashes)
+        self._progress.add(len(hashes), nbytes)
+
+    async def finish(self) -> None:
+        """Everything to upload has been expected: the totals are final."""
+        await self._progress.finish()
+
+    def _attempted(self, nbytes: int, started: float, finished: float, reached: bool) -> None:
         if reached:
-            window.observe(nbytes, started, finished)
-            fanout.observe(nbytes, finished - started)
+            self.window.observe(nbytes, started, finished)
+            self.fanout.observe(nbytes, finished - started)
         else:
-            window.failed(nbytes, started)
+            self.window.failed(nbytes, started)
 
-    async def upload_one(chunk_hash: str, source: ChunkSource) -> None:
+    async def _upload_one(self, item: UploadItem) -> None:
+        chunk_hash, source, size = item.chunk_hash, item.source, item.size
         try:
-            if source.size <= INLINE_READ_MAX:
-                data = _read_verified(source, chunk_hash)
-            else:
-                data = await anyio.to_thread.run_sync(
-                    functools.partial(_read_verified, source, chunk_hash), limiter=readers
-                )
+            data = item.data
+            if data is None:
+                if source is None:
+                    raise RuntimeError(
+                        f"push: internal error: chunk {chunk_hash} has neither bytes nor a source"
+                    )
+                if source.size <= INLINE_READ_MAX:
+                    data = _read_verified(source, chunk_hash)
+                else:
+                    data = await anyio.to_thread.run_sync(
+                        functools.partial(_read_verified, source, chunk_hash), limiter=self._readers
+                    )
             await put_chunk(
-                storage,
-                pool,
+                self._storage,
+                self.pool,
                 chunk_hash,
                 data,
-                on_sent=functools.partial(progress.sent, chunk_hash),
-                on_attempt=attempted,
+                on_sent=functools.partial(self._progress.sent, chunk_hash),
+                on_attempt=self._attempted,
             )
             del data
         finally:
-            gate.release(source.size)
-        pool.done(chunk_hash)
-        tally.chunks += 1
-        tally.bytes += source.size
-        if tally.chunks == total:
-            ticker.cancel()
-        await progress.stored(chunk_hash, source.size)
+            self._gate.release(size)
+            if item.data is not None and self._release is not None:
+                self._release(len(item.data))
+        self.pool.done(chunk_hash)
+        self.tally.chunks += 1
+        self.tally.bytes += size
+        await self._progress.stored(chunk_hash, size)
 
-    async def tick() -> None:
-        with ticker:
-            while True:
-                await anyio.sleep(_TICK_S)
-                await progress.tick()
+    async def run(self, items: AsyncIterable[UploadItem] | Iterable[UploadItem]) -> UploadTally:
+        ticker = anyio.CancelScope()
 
-    async with crew() as tasks:
+        async def tick() -> None:
+            with ticker:
+                while True:
+                    await anyio.sleep(_TICK_S)
+                    await self._progress.tick()
 
         async def dispatch() -> None:
-            for chunk_hash in hashes:
-                source = sources[chunk_hash]
-                await gate.acquire(source.size)
-                tasks.spawn(upload_one, chunk_hash, source)
+            async for item in _each(items):
+                await self._gate.acquire(item.size)
+                tasks.spawn(self._upload_one, item)
+            await self._gate.drained()
+            ticker.cancel()
 
-        if emit.active:
-            tasks.spawn(tick)
-        tasks.spawn(dispatch)
-    tally.peak_bytes_in_flight = gate.peak_bytes
-    tally.mint_calls = pool.mint_calls
-    tally.window_cuts = window.cuts
-    logger.debug(
-        "uploaded %d chunks (%d bytes); peak %d bytes in flight; %d upload-URL calls; "
-        "window cut %d times (now %d bytes); small-PUT latency %s s, fan-out %d",
-        tally.chunks,
-        tally.bytes,
-        tally.peak_bytes_in_flight,
-        tally.mint_calls,
-        window.cuts,
-        int(window.capacity),
-        fanout.latency_s,
-        fanout.limit,
-    )
-    return tally
+        async with crew() as tasks:
+            if self._emit.active:
+                tasks.spawn(tick)
+            tasks.spawn(dispatch)
+        tally = self.tally
+        tally.peak_bytes_in_flight = self._gate.peak_bytes
+        tally.mint_calls = self.pool.mint_calls
+        tally.window_cuts = self.window.cuts
+        logger.debug(
+            "uploaded %d chunks (%d bytes); peak %d bytes in flight; %d upload-URL calls; "
+            "window cut %d times (now %d bytes); small-PUT latency %s s, fan-out %d",
+            tally.chunks,
+            tally.bytes,
+            tally.peak_bytes_in_flight,
+            tally.mint_calls,
+            self.window.cuts,
+            int(self.window.capacity),
+            self.fanout.latency_s,
+            self.fanout.limit,
+        )
+        return tally
+
+
+async def _each(items: AsyncIterable[UploadItem] | Iterable[UploadItem]) -> AsyncIterator[UploadItem]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def upload_chunks(
+    http: RoostClient,
+    storage: StorageClient,
+    *,
+    site_id: str,
+    hashes: Sequence[str],
+    sources: Mapping[str, ChunkSource],
+    concurrency: int,
+    emit: Emitter,
+) -> UploadTally:
+    """Upload ``hashes`` (in that order), re-read from their sources and verified (see :class:`Uploads`)."""
+    if not hashes:
+        return UploadTally()
+    uploads = Uploads(http, storage, site_id=site_id, concurrency=concurrency, emit=emit)
+    uploads.expect(hashes, sum(sources[chunk_hash].size for chunk_hash in hashes))
+    await uploads.finish()
+    items = (UploadItem(h, sources[h].size, source=sources[h]) for h in hashes)
+    return await uploads.run(items)

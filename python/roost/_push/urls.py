@@ -116,6 +116,13 @@ class UrlPool:
         # Freshly minted URLs are used even when their whole lifetime is below the margin.
         return signed.url
 
+    def add(self, hashes: Sequence[str]) -> None:
+        """Append ``hashes`` to the run's order (a streaming push learns what to upload as it goes)."""
+        for chunk_hash in hashes:
+            if chunk_hash not in self._index:
+                self._index[chunk_hash] = len(self._order)
+                self._order.append(chunk_hash)
+
     def reject(self, chunk_hash: str, url: str) -> None:
         signed = self._urls.get(chunk_hash)
         if signed is not None and signed.url == url:

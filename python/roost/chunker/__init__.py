@@ -338,7 +338,7 @@ async def _stream_tree(
     """:func:`chunk_directory` batch by batch, with the bytes read (for the push engine).
 
     See :func:`roost.chunker._driver.scan_stream` for the items, ``held`` and ``on_walk``; the
-    whole scan's entries and report are in ``outcome`` at the end. Close it (``aclosing``) when
+    whole scan's entries, its report and the files it read are in ``outcome`` at the end. Close it (``aclosing``) when
     leaving early: that stops the scan.
     """
     _check_verify(verify)
@@ -356,6 +356,7 @@ async def _stream_tree(
         hidden=hidden,
         held=held,
         on_walk=on_walk,
+        watch_root=root_str,
     )
     async with aclosing(batches):
         async for item in batches:

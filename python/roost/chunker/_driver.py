@@ -287,10 +287,28 @@ class HeldBudget:
 
 @dataclass(slots=True)
 class StreamOutcome:
-    """Filled in by :func:`scan_stream` when its last batch has been consumed."""
+    """Filled in by :func:`scan_stream` when its last batch has been consumed.
+
+    ``read`` (with ``watch_root``) lists the files the scan opened, as ``(path, size,
+    mtime_ns)`` from the walk, for :meth:`first_changed`.
+    """
 
     entries: list[ChunkedFileEntry] = field(default_factory=list)
     report: ScanReport | None = None
+    read: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def first_changed(self) -> str | None:
+        """Blocking: the first file read whose size or modification time is no longer the
+        walk's (or that is gone), else None. A file written while, or after, it was read is
+        so caught without reading it again (cached files were matched by their stat already)."""
+        for path, size, mtime_ns in self.read:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return path
+            if st.st_size != size or st.st_mtime_ns != mtime_ns:
+                return path
+        return None
 
 
 async def scan_stream(
@@ -305,6 +323,7 @@ async def scan_stream(
     hidden: Collection[str] = (),
     held: HeldBudget | None = None,
     on_walk: Callable[[list[str]], None] | None = None,
+    watch_root: str | None = None,
 ) -> AsyncGenerator[tuple[list[ChunkedFileEntry], list[tuple[str, bytes]]], None]:
     """Runs ``job`` from worker threads, emitting progress, yielding each batch as it is hashed.
 
@@ -315,7 +334,8 @@ async def scan_stream(
     ``held.release(len(data))`` for each once it lets it go, or the scan stops for lack of
     budget. ``on_walk`` gets the walked relative paths (manifest order) before any file is read:
     an exception from it stops the scan. ``path`` names a one-file job's entry. The entries of
-    the whole scan and its report are in ``outcome`` once the iteration is complete.
+    the whole scan and its report are in ``outcome`` once the iteration is complete, and with
+    ``watch_root`` (the tree's root) the files it read (see :meth:`StreamOutcome.first_changed`).
     """
     # Each poll returns within _POLL_SECONDS, so a cancellation lands promptly without abandoning
     # the worker thread (and without needing anyio >= 4.1).
@@ -353,6 +373,8 @@ async def scan_stream(
             out += entries
             yield entries, batch[4]
         await run(_cache_finish, walked.plan, out)
+        if watch_root is not None:
+            outcome.read = await run(_files_read, job, walked.plan, watch_root)
         if on_progress is not None:
             await _emit(on_progress, HashProgress("", file_count, file_count, total_bytes, total_bytes))
         outcome.report = _report(job, walked)
@@ -361,6 +383,18 @@ async def scan_stream(
         raise
     finally:
         job.cancel()
+
+
+def _files_read(job: Job, plan: _CachePlan | None, root: str) -> list[tuple[str, int, int]]:
+    """``(path, size, mtime_ns)`` from the walk of every non-empty file the scan opened."""
+    listed = job.file_keys()
+    if listed is None:
+        raise RuntimeError("chunker: internal error: no file list after the walk")
+    keys, sizes, mtimes = listed
+    hits = set(plan.hits_used.indices) if plan is not None and plan.hits_used is not None else set()
+    read = [i for i, size in enumerate(sizes) if size and i not in hits]
+    paths = _abs_paths(root, keys, read)
+    return [(path, sizes[i], mtimes[i]) for path, i in zip(paths, read, strict=True)]
 
 
 def _walked_paths(job: Job) -> list[str]:

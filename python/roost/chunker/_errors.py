@@ -17,9 +17,15 @@ class ChunkSourceChangedError(RuntimeError):
         self.chunk_hash = chunk_hash
         self.offset = offset
         self.reason = reason
+        where = (
+            f" at offset {offset}, chunk {chunk_hash}"
+            if chunk_hash
+            else f" at offset {offset}"
+            if offset
+            else ""
+        )
         super().__init__(
-            f"{path} changed during the push ({reason} at offset {offset}, chunk {chunk_hash}); "
-            "nothing was published, push again"
+            f"{path} changed during the push ({reason}{where}); nothing was published, push again"
         )
 
 

@@ -60,7 +60,9 @@ class _Rate:
         self._started: float | None = None
 
     def start(self) -> None:
-        self._started = time.monotonic()
+        """From now on (a push's upload may have begun before its check was complete: kept)."""
+        if self._started is None:
+            self._started = time.monotonic()
 
     def describe(self, done: int, total: int) -> str:
         started = self._started if self._started is not None else time.monotonic()
@@ -124,6 +126,7 @@ class PlainView:
             self._say(f"checked {event.total} chunks: {event.missing} to upload, {stored} already stored")
             self._rate.start()
         elif isinstance(event, PushProgressUpload):
+            self._rate.start()  # uploads overlap the scan: the first may precede check-missing
             self._transfer("uploaded", event.uploaded, event.total, event.bytes_uploaded, event.bytes_total)
         elif isinstance(event, PushProgressPublish):
             self._say(f"publishing again (attempt {event.attempt + 1})")
@@ -218,10 +221,14 @@ class TerminalView:
             self._done_task(
                 "checking", f"{event.missing} of {event.total} chunks needed, {stored} already stored"
             )
-            if event.missing:
+            if event.missing and self._transfer_task is None:
                 self._transfer_task = progress.add_task("uploading", total=event.missing, detail="")
             self._rate.start()
         elif isinstance(event, PushProgressUpload):
+            # uploads overlap the scan: the first may precede check-missing (totals still growing)
+            if self._transfer_task is None:
+                self._transfer_task = progress.add_task("uploading", total=max(event.total, 1), detail="")
+            self._rate.start()
             self._transfer("uploading", event.uploaded, event.total, event.bytes_uploaded, event.bytes_total)
         elif isinstance(event, PushProgressPublish):
             progress.add_task("publishing", total=1, completed=0, detail=f"attempt {event.attempt + 1}")
