@@ -9,6 +9,7 @@ after it was read, or a cancelled push, must publish nothing.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,9 @@ async def test_a_file_written_after_it_was_hashed_publishes_nothing(
 
     async with Roost(token=server.token, api_url=server.url) as client:
         with pytest.raises(ChunkSourceChangedError) as caught:
-            await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, on_progress=rewrite))
+            await client.roosts.push(
+                tmp_path, ROOST, PushOptions(site_id=server.site_id, on_progress=rewrite)
+            )
         assert caught.value.path.endswith("a.txt")
         with pytest.raises(NotFoundError):
             await client.roosts.get(ROOST, site_id=server.site_id)  # never published
@@ -130,6 +133,13 @@ async def test_cancelling_a_push_publishes_nothing_and_stops_its_work(server: An
         with pytest.raises(NotFoundError):
             await client.roosts.get(ROOST, site_id=server.site_id)
     # the scan's threads stop within a chunk
-    with anyio.fail_after(10):
-        while any(t.name.startswith("roost-hash") for t in threading.enumerate()):
-            await anyio.sleep(0.05)
+    assert await anyio.to_thread.run_sync(_hash_threads_end, 10.0), "hash threads outlived the push"
+
+
+def _hash_threads_end(within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while any(t.name.startswith("roost-hash") for t in threading.enumerate()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
