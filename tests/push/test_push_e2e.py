@@ -148,8 +148,13 @@ async def test_file_modified_during_upload_aborts_and_publishes_nothing(server: 
     server.set_faults("storage_latency_ms=50")
     target = tmp_path / "big.bin"
 
+    tampered: list[int] = []
+
     def tamper(event: PushProgressEvent) -> None:
-        if isinstance(event, PushProgressUpload) and event.uploaded == 4:
+        # (upload events come every 4 chunks, but one whose count is the total known so far
+        # waits for the check to be complete: the first one from 4 on)
+        if isinstance(event, PushProgressUpload) and event.uploaded >= 4 and not tampered:
+            tampered.append(event.uploaded)
             with target.open("r+b") as handle:  # the last chunk is still far from being read
                 handle.seek(len(big) - 10)
                 handle.write(b"0123456789")

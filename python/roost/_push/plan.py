@@ -40,14 +40,31 @@ class ChunkSource:
     file_id: tuple[int, int] | None = None  # the walk's identity: a swapped file is refused
 
 
-@dataclass(frozen=True, slots=True)
 class Manifest:
-    """The scanned tree: entries sorted by path, unique hashes in first-seen order, their sources."""
+    """The scanned tree: entries sorted by path, unique hashes in first-seen order (walk order),
+    and, built on first use (a re-push of an unchanged tree never needs them), their sources."""
 
-    root: str
-    files: tuple[ChunkedFileEntry, ...]
-    unique: tuple[str, ...]
-    sources: Mapping[str, ChunkSource]
+    __slots__ = ("_sources", "_walked", "files", "root", "unique")
+
+    def __init__(
+        self,
+        root: str,
+        files: tuple[ChunkedFileEntry, ...],
+        unique: tuple[str, ...],
+        walked: Sequence[ChunkedFileEntry] | None = None,
+    ) -> None:
+        self.root = root
+        self.files = files
+        self.unique = unique
+        self._walked = files if walked is None else walked
+        self._sources: dict[str, ChunkSource] | None = None
+
+    @property
+    def sources(self) -> Mapping[str, ChunkSource]:
+        """Each unique hash's first file (walk order) and offset."""
+        if self._sources is None:
+            self._sources = _sources(self.root, self._walked)
+        return self._sources
 
     def stats(
         self, *, uploaded_chunks: int = 0, uploaded_bytes: int = 0, skipped: Mapping[str, int] | None = None
@@ -68,19 +85,24 @@ class Manifest:
         return files_digest((e.path, e.size, (c.hash for c in e.chunks)) for e in self.files)
 
 
-def build_manifest(root: str, entries: Iterable[ChunkedFileEntry]) -> Manifest:
-    """Index the chunker's entries (walk order) by hash; the first occurrence of a hash wins."""
-    walked = list(entries)
+def _sources(root: str, files: Iterable[ChunkedFileEntry]) -> dict[str, ChunkSource]:
     sources: dict[str, ChunkSource] = {}
-    for entry in walked:
+    for entry in files:
         abs_path = os.path.join(root, *entry.path.split("/"))
         offset = 0
         for chunk in entry.chunks:
             if chunk.hash not in sources:
                 sources[chunk.hash] = ChunkSource(abs_path, entry.path, offset, chunk.size, entry.file_id)
             offset += chunk.size
+    return sources
+
+
+def build_manifest(root: str, entries: Iterable[ChunkedFileEntry]) -> Manifest:
+    """Index the chunker's entries (walk order) by hash; the first occurrence of a hash wins."""
+    walked = list(entries)
+    unique = tuple(dict.fromkeys(chunk.hash for entry in walked for chunk in entry.chunks))
     files = tuple(sorted(walked, key=lambda entry: entry.path))
-    return Manifest(root=root, files=files, unique=tuple(sources), sources=sources)
+    return Manifest(root, files, unique, walked)
 
 
 def missing_plan(manifest: Manifest, missing: Sequence[str]) -> PushPlan:

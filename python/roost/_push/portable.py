@@ -9,6 +9,7 @@ case-insensitively, so ``Readme.md`` and ``README.md`` would overwrite each othe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from .types import UnportablePath
@@ -35,13 +36,28 @@ def _component_problem(name: str) -> str | None:
     # dot counts, trailing spaces ignored.
     if name.split(".", 1)[0].rstrip(" ").casefold() in _DEVICES:
         return f"{name!r} is a reserved device name on Windows"
+    if len(name) * 2 <= MAX_COMPONENT_UNITS:  # a character is at most 2 UTF-16 units
+        return None
     units = _utf16_units(name)
     if units > MAX_COMPONENT_UNITS:
         return f"a name is {units} UTF-16 code units long (at most {MAX_COMPONENT_UNITS})"
     return None
 
 
-def _path_problem(path: str) -> str | None:
+#: Any character :func:`_path_problem` refuses (one search finds the common, clean path fast).
+_SUSPECT = re.compile(r'[\x00-\x1f<>:"|?*\\]')
+
+
+def _path_problem(path: str, names: dict[str, str | None]) -> str | None:
+    """The first problem of ``path``; ``names`` caches each name's (directories repeat)."""
+    if _SUSPECT.search(path) is None:
+        for name in path.split("/"):
+            problem = names.get(name, "")
+            if problem == "":
+                problem = names[name] = _component_problem(name)
+            if problem is not None:
+                return problem
+        return None
     if "\\" in path:
         return "contains a backslash (a directory separator on Windows)"
     control = next((c for c in path if ord(c) < 0x20), None)
@@ -66,8 +82,10 @@ def unportable_paths(paths: Iterable[str]) -> list[UnportablePath]:
     found: dict[str, UnportablePath] = {}
     files: dict[str, str] = {}  # casefolded -> first spelling
     directories: dict[str, str] = {}
+    names: dict[str, str | None] = {}
+    parents: set[str] = set()  # directories whose every prefix is recorded (and clean)
     for path in paths:
-        problem = _path_problem(path)
+        problem = _path_problem(path, names)
         if problem is not None:
             found.setdefault(path, UnportablePath(path, problem))
             continue
@@ -75,7 +93,11 @@ def unportable_paths(paths: Iterable[str]) -> list[UnportablePath]:
         other = files.setdefault(folded, path)
         if other != path:
             found.setdefault(path, UnportablePath(path, f"differs from {other!r} only in case"))
+        parent = path.rpartition("/")[0]
+        if parent in parents:
+            continue
         parts = path.split("/")
+        clean = True
         for depth in range(1, len(parts)):
             prefix = "/".join(parts[:depth])
             seen = directories.setdefault(prefix.casefold(), prefix)
@@ -83,7 +105,10 @@ def unportable_paths(paths: Iterable[str]) -> list[UnportablePath]:
                 found.setdefault(
                     path, UnportablePath(path, f"its directory {prefix!r} differs from {seen!r} only in case")
                 )
+                clean = False
                 break
+        if clean:
+            parents.add(parent)
     for folded, path in files.items():
         directory = directories.get(folded)
         if directory is not None:

@@ -88,37 +88,37 @@ class Router:
     def _new(
         self, root: str, entries: list[ChunkedFileEntry], held: list[tuple[str, bytes]]
     ) -> list[_Pending]:
-        """The hashes of one scan batch not seen before, in order (``held`` first: a chunk's
-        bytes arrive no later than its file's entry)."""
-        fresh: list[_Pending] = []
+        """The hashes of one scan batch not seen before and not known stored, in order (``held``
+        first: a chunk's bytes arrive no later than its file's entry)."""
         seen = self._seen
+        # hash, held bytes, or the entry, offset and size to read them again from
+        fresh: list[tuple[str, bytes | None, ChunkedFileEntry | None, int, int]] = []
         for chunk_hash, data in held:
             if chunk_hash in seen:
                 self._let_go(data)
             else:
                 seen[chunk_hash] = None
-                fresh.append((chunk_hash, data, None))
-        prefix = root.rstrip(os.sep) + os.sep
+                fresh.append((chunk_hash, data, None, 0, 0))
         for entry in entries:
             offset = 0
             for chunk in entry.chunks:
-                if chunk.hash not in seen:  # not read (a cached file): read it again if missing
+                if chunk.hash not in seen:  # not read (a cached file): read again if missing
                     seen[chunk.hash] = None
-                    path = prefix + entry.path.replace("/", os.sep)
-                    source = ChunkSource(path, entry.path, offset, chunk.size, entry.file_id)
-                    fresh.append((chunk.hash, None, source))
+                    fresh.append((chunk.hash, None, entry, offset, chunk.size))
                 offset += chunk.size
         if not fresh:
-            return fresh
-        known = self._known(h for h, _, _ in fresh)
-        if not known:
-            return fresh
+            return []
+        known = self._known(item[0] for item in fresh)
         out: list[_Pending] = []
-        for item in fresh:
-            if item[0] in known:
-                self._let_go(item[1])
+        prefix = root.rstrip(os.sep) + os.sep
+        for chunk_hash, kept, owner, offset, size in fresh:
+            if chunk_hash in known:
+                self._let_go(kept)
+            elif owner is None:
+                out.append((chunk_hash, kept, None))
             else:
-                out.append(item)
+                path = prefix + owner.path.replace("/", os.sep)
+                out.append((chunk_hash, None, ChunkSource(path, owner.path, offset, size, owner.file_id)))
         return out
 
     def take(
