@@ -57,8 +57,12 @@ SENT_EXTENSION = "roost.sent"
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _SMALL_BODY = 64 * 1024
-#: Body pieces: the unit of pacing, progress and the write stall timeout.
-PIECE_BYTES = 64 * 1024
+#: Body pieces: the unit of pacing, progress and the write stall timeout, from 64 KiB up to 1 MiB
+#: while the peer keeps up (see _send_request). Each piece costs a trip through the event loop and
+#: the stream layers: 1 MiB pieces took the CPU of a 512 MB push from 2.2 to 1.25 s against
+#: 64 KiB ones. Under a bandwidth cap they stay at 64 KiB, so the pace stays smooth.
+PIECE_BYTES = 1024 * 1024
+PACED_PIECE_BYTES = 64 * 1024
 #: How often the wait for an answer checks whether the body is still draining (and reports it).
 _DRAIN_POLL_S = 0.25
 #: The slowest rate at which a peer is assumed to read a body it has already acknowledged: a
@@ -108,15 +112,28 @@ Sent = Callable[[int], None]
 
 def _unsent_bytes(stream: anyio.abc.ByteStream) -> int | None:
     """Bytes of the socket's send queue not yet acknowledged by the peer (Linux), else ``None``."""
+    return _send_queue(stream)()
+
+
+def _send_queue(stream: anyio.abc.ByteStream) -> Callable[[], int | None]:
+    """:func:`_unsent_bytes` of ``stream``, with the socket looked up once (that lookup costs
+    more than the ``ioctl``)."""
     if _TIOCOUTQ is None:
-        return None
+        return lambda: None
     try:
-        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-        raw = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+        fd = stream.extra(anyio.abc.SocketAttribute.raw_socket).fileno()
     except (anyio.TypedAttributeLookupError, OSError, ValueError):
-        return None
-    value: int = struct.unpack("i", raw)[0]
-    return value
+        return lambda: None
+
+    def unsent() -> int | None:
+        try:
+            raw = fcntl.ioctl(fd, _TIOCOUTQ, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return None
+        value: int = struct.unpack("i", raw)[0]
+        return value
+
+    return unsent
 
 
 def _timeout(timeouts: dict[str, Any], name: str) -> float | None:
@@ -283,15 +300,26 @@ async def _send_request(
         await stream.send(head)
     view = memoryview(body)
     done = 0
+    queued = _send_queue(stream)
+    step = PACED_PIECE_BYTES
     while done < len(view):
-        piece = view[done : done + PIECE_BYTES]
+        piece = view[done : done + step]
         if pace is not None:
             await pace(len(piece))
         with anyio.fail_after(stall_s):
             await stream.send(piece)  # type: ignore[arg-type]  # sockets take any buffer
         done += len(piece)
+        unsent = queued()
         if sent is not None:
-            sent(_on_wire(stream, done))
+            sent(done if unsent is None else max(0, done - unsent))
+        if pace is None and unsent is not None:
+            # The peer keeps up (no more than a piece is queued): larger pieces, fewer trips
+            # through the stream layers. It falls behind: smaller ones, so that progress and the
+            # per-piece stall timeout keep following a slow link.
+            if unsent <= step:
+                step = min(2 * step, PIECE_BYTES)
+            elif unsent > 4 * step:
+                step = max(step // 2, PACED_PIECE_BYTES)
 
 
 def answer_allowance(body_size: int) -> float:

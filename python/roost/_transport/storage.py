@@ -16,7 +16,14 @@ import anyio
 import httpx
 
 from .._errors import RoostConnectionError
-from .http11 import PACE_EXTENSION, PIECE_BYTES, SENT_EXTENSION, LeanHttp11Transport, answer_allowance
+from .http11 import (
+    PACE_EXTENSION,
+    PACED_PIECE_BYTES,
+    PIECE_BYTES,
+    SENT_EXTENSION,
+    LeanHttp11Transport,
+    answer_allowance,
+)
 from .pacing import Clock, TokenBucket
 from .retry import RetryPolicy
 
@@ -225,7 +232,7 @@ class StorageClient:
         view = memoryview(data)
         done = 0
         while done < len(view):
-            piece = bytes(view[done : done + PIECE_BYTES])
+            piece = bytes(view[done : done + (PIECE_BYTES if self.bucket is None else PACED_PIECE_BYTES)])
             if self.bucket is not None:
                 await self.bucket.take(len(piece))
             yield piece
