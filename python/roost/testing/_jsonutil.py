@@ -32,11 +32,19 @@ def _reject_constant(name: str) -> Any:
 
 
 _MAX_SAFE = 2**53
-# a number token of 16+ digits (after ``:``, ``,`` or ``[``); a false match only costs speed
-_FLOAT_TOKEN = re.compile(
-    r"[:,\[]-?(?:[0-9]+(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)|Infinity|NaN)[,\]}]"
-)
-_LONG_NUMBER = re.compile(r"[:,\[]\s*-?\d{16}")
+# Number tokens are looked for in the UTF-8 bytes with every ASCII digit marked "0", "," and "["
+# marked ":" and whitespace marked " ": a regex whose first byte is a literal scans a 2.5 MB
+# manifest about 3 times faster than one that starts with a character class. A false match only
+# costs speed (the exact path).
+_MARKS = bytes.maketrans(b"0123456789,[\t\n\r\x0b\x0c", b"0000000000::     ")
+# a float token (between ``:``/``,``/``[`` and ``,``/``]``/``}``) in encoder output
+_FLOAT_TOKEN = re.compile(rb":-?(?:0+(?:\.0+(?:[eE][-+]?0+)?|[eE][-+]?0+)|Infinity|NaN)[:\]}]")
+# a number token of 16+ digits (after ``:``, ``,`` or ``[``)
+_LONG_NUMBER = re.compile(rb": *-?0{16}")
+
+
+def _marked(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").translate(_MARKS)
 
 
 def _js_int(text: str) -> int | float:
@@ -54,7 +62,7 @@ def loads(text: str | bytes) -> Any:
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        if _LONG_NUMBER.search(text) is None:
+        if _LONG_NUMBER.search(_marked(text)) is None:
             # the int hook costs a call per number; only a body with a long number needs it
             return json.loads(text, parse_constant=_reject_constant)
         return json.loads(text, parse_constant=_reject_constant, parse_int=_js_int)
@@ -147,7 +155,11 @@ def canonical_json(value: Any) -> str:
     # order can disagree). Both are looked for in the output: a float token sits between
     # ``:``/``,``/``[`` and ``,``/``]``/``}``; a false alarm (a string holding ":1.5,") only takes
     # the exact encoder. For a 20,000-file manifest this is ~30 ms, not ~1 s.
-    if fast is not None and _FLOAT_TOKEN.search(fast) is None and (fast.isascii() or max(fast) < "\ue000"):
+    if (
+        fast is not None
+        and _FLOAT_TOKEN.search(_marked(fast)) is None
+        and (fast.isascii() or max(fast) < "\ue000")
+    ):
         return fast
     out: list[str] = []
     _canonical(value, out)

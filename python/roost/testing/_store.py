@@ -24,6 +24,7 @@ __all__ = ["ChunkStore", "Store"]
 
 # A chunk name is a hash; anything else (a path, "..") must never reach unlink().
 _SAFE_NAME = re.compile(r"^[0-9a-f]{64}$")
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -238,6 +239,50 @@ class ChunkStore:
             return os.stat(f"{self._root_text}/{site_id}/{digest[:2]}/{digest}").st_size > 0
         except (OSError, ValueError):
             return False
+
+    def missing(self, site_id: str, digests: list[str]) -> list[str]:
+        """The digests (in order) that :meth:`exists` calls absent.
+
+        A prefix directory asked for many of its objects is listed once instead of stat'ing each
+        (a 20,000-file publish spent a quarter of its time in stat). The listing is taken now,
+        so it is as current as the stats; it cannot see a chunk file emptied in place by
+        something other than the emulator, which storage never does (it loses objects whole).
+        """
+        groups: dict[str, list[str]] = {}
+        for digest in digests:
+            groups.setdefault(digest[:2], []).append(digest)
+        present: set[str] = set()
+        for prefix, group in groups.items():
+            names = self._listing(site_id, prefix, len(group))
+            if names is None:
+                present.update(d for d in group if self.exists(site_id, d))
+            else:
+                present.update(names.intersection(group))
+        return [d for d in digests if d not in present]
+
+    def _listing(self, site_id: str, prefix: str, wanted: int) -> set[str] | None:
+        """The object names in one prefix directory, or ``None`` when stat'ing ``wanted`` names
+        costs less than listing the directory."""
+        folder = f"{self._root_text}/{site_id}/{prefix}"
+        try:
+            # a directory's size grows with its entries (tmpfs: 20 bytes each; ext4 more), so
+            # this over-counts entries on disk and then prefers the stats: slower, never wrong
+            entries = os.stat(folder).st_size // 20
+        except (OSError, ValueError):
+            return set()
+        # a stat costs about ten times one listed entry
+        if wanted * 10 < entries:
+            return None
+        try:
+            with os.scandir(folder) as listing:
+                names = {e.name for e in listing if not e.name.startswith(".") and e.is_file()}
+        except OSError:
+            return None
+        # an object is renamed into place only once its bytes hash to its name, so the one name
+        # an empty file can have is the hash of nothing (and empty means absent)
+        if _EMPTY_SHA256 in names and not self.exists(site_id, _EMPTY_SHA256):
+            names.discard(_EMPTY_SHA256)
+        return names
 
     def size(self, site_id: str, digest: str) -> int | None:
         try:
