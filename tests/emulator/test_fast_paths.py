@@ -7,13 +7,16 @@ wrong would change an answer."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from roost.testing import EmulatorServer
 from roost.testing._core import SHA256_RE, all_sha256
 from roost.testing._jsonutil import _canonical, canonical_json, loads
 from roost.testing._problems import ApiError
@@ -120,6 +123,46 @@ def test_long_integer_literals_read_as_javascript_reads_them(text: str, expected
         return
     assert value == expected
     assert [type(v) for v in _leaves(value)] == [type(v) for v in _leaves(expected)]
+
+
+def test_a_long_number_far_from_its_colon_is_still_seen() -> None:
+    assert loads('{"a":' + " " * 100 + "12345678901234567890}") == {"a": 12345678901234567890.0}
+    digits = "1" * 70  # a long digit run inside a string is not a number
+    assert loads(f'{{"h": "{digits}", "n": [1, -{"9" * 20}]}}') == {"h": digits, "n": [1, -1e20]}
+
+
+def test_float_literals_are_reported_to_the_caller() -> None:
+    seen: list[str] = []
+    assert loads('{"a": 1.50, "b": [2, 3e2], "c": "4.5"}', floats=seen) == {
+        "a": 1.5,
+        "b": [2, 300.0],
+        "c": "4.5",
+    }
+    assert seen == ["1.50", "3e2"]
+    none: list[str] = []
+    loads('{"a": 1, "c": "4.5"}', floats=none)
+    assert none == []
+
+
+@pytest.mark.anyio
+async def test_a_publish_with_a_float_size_gets_the_javascript_version_id(
+    roost_server: EmulatorServer,
+) -> None:
+    data = b"float sizes"
+    digest = hashlib.sha256(data).hexdigest()
+    roost_server.put_chunk(data)
+    version = _version([{"path": "a.bin", "size": 11.0, "chunks": [{"hash": digest, "size": 11}]}])
+    text = json.dumps({"siteId": roost_server.site_id, "version": version})
+    assert "11.0" in text
+    async with httpx.AsyncClient(base_url=roost_server.url, headers=roost_server.headers()) as client:
+        response = await client.post(
+            "/api/roosts/floatsize01/versions", content=text, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 201, response.text
+    out: list[str] = []
+    _canonical(json.loads(text)["version"], out)
+    assert '"path":"a.bin","size":11}' in "".join(out)  # JSON.stringify writes 11.0 as 11
+    assert response.json()["versionId"] == hashlib.sha256("".join(out).encode()).hexdigest()
 
 
 def test_a_four_thousand_digit_number_is_infinity_not_an_error() -> None:

@@ -77,6 +77,8 @@ class Ctx:
         self.principal: Principal | None = None
         self.version_missing = False
         self._body: bytes | None = None
+        # the float literals of the parsed JSON body (none: canonical_json(floats=False) holds)
+        self.float_literals: list[str] = []
         self.idem_entry: tuple[str, str] | None = None
         self.extra_headers: dict[str, str] = {}
 
@@ -136,7 +138,7 @@ class Ctx:
         if not raw.strip():
             raise validation("request body is not valid json")
         try:
-            return loads(raw)
+            return loads(raw, floats=self.float_literals)
         except JsonError:
             raise validation("request body is not valid json") from None
 
@@ -150,7 +152,7 @@ class Ctx:
         if not text.strip():
             return {}
         try:
-            return loads(text)
+            return loads(text, floats=self.float_literals)
         except JsonError:
             raise validation("request body is not valid json") from None
 

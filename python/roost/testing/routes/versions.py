@@ -219,7 +219,7 @@ async def versions_publish(ctx: Ctx) -> Response:
             instance=instance,
             missingChunks=missing[:20],
         )
-    canonical = canonical_json(version)
+    canonical = canonical_json(version, floats=bool(ctx.float_literals))
     version_id = sha256_hex(canonical)
     version_url = f"{MANIFEST_HOST}/project-manifests/{site_id}/{roost_id}/{version_id}.json"
     parent = roost_parent(site_id, roost_id)
