@@ -2,10 +2,12 @@
 
 Measured on the 2-core dev machine, uvicorn + ASGI capped storage at about 1,250 small PUT/s and
 280 MB/s of 4 MiB PUTs, so every push benchmark measured the emulator. This protocol parses a
-request line itself: a ``/storage/`` request is served here (body into one pre-sized buffer,
-SHA-256 and the file write off the event loop for large bodies, since hashlib and os.write
-release the GIL); any other request hands the connection, with the bytes already read, to
-uvicorn's own protocol for good. The rules (keys, presigned URLs, faults, limits, records) are
+request line itself: a ``/storage/`` request is served here; any other request hands the
+connection, with the bytes already read, to uvicorn's own protocol for good. A small body is
+received into one pre-sized buffer and stored on the loop; a large one on an unthrottled link is
+received, hashed and written piece by piece by a receiver thread (socket reads, hashlib and
+os.write release the GIL); under a bandwidth cap a large body is paced on the loop and stored
+off it. The rules (keys, presigned URLs, faults, limits, records) are
 those of :mod:`._storage`, shared with its ASGI fallback.
 """
 
