@@ -34,6 +34,7 @@ __all__ = [
     "Ctx",
     "Handler",
     "RouteTable",
+    "all_sha256",
     "api_route",
     "paginate",
     "with_pagination",
@@ -41,9 +42,25 @@ __all__ = [
 
 logger = logging.getLogger("roost.testing")
 
+
+def all_sha256(values: list[Any]) -> bool:
+    """True when every item is a string ``SHA256_RE`` accepts, tested with one regex over the
+    joined list (20,000 hashes: ~3 ms against ~20 ms one by one). ``False`` means "not sure":
+    the caller checks item by item, which also names the bad ones."""
+    if not values:
+        return True
+    try:
+        joined = "\n".join(values)
+    except TypeError:
+        return False
+    # the length pins every item to 64 characters, so no item can hide a newline
+    return len(joined) == 65 * len(values) - 1 and _HASH_LINES.fullmatch(joined) is not None
+
+
 SITE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 RESOURCE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_HASH_LINES = re.compile(r"(?:[0-9a-f]{64}\n)*[0-9a-f]{64}")
 CURRENT_VERSION = "2026-04-22"
 SUPPORTED_VERSIONS = (CURRENT_VERSION,)
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
@@ -60,6 +77,8 @@ class Ctx:
         self.principal: Principal | None = None
         self.version_missing = False
         self._body: bytes | None = None
+        # the float literals of the parsed JSON body (none: canonical_json(floats=False) holds)
+        self.float_literals: list[str] = []
         self.idem_entry: tuple[str, str] | None = None
         self.extra_headers: dict[str, str] = {}
 
@@ -119,7 +138,7 @@ class Ctx:
         if not raw.strip():
             raise validation("request body is not valid json")
         try:
-            return loads(raw)
+            return loads(raw, floats=self.float_literals)
         except JsonError:
             raise validation("request body is not valid json") from None
 
@@ -133,7 +152,7 @@ class Ctx:
         if not text.strip():
             return {}
         try:
-            return loads(text)
+            return loads(text, floats=self.float_literals)
         except JsonError:
             raise validation("request body is not valid json") from None
 

@@ -32,11 +32,20 @@ def _reject_constant(name: str) -> Any:
 
 
 _MAX_SAFE = 2**53
-# a number token of 16+ digits (after ``:``, ``,`` or ``[``); a false match only costs speed
-_FLOAT_TOKEN = re.compile(
-    r"[:,\[]-?(?:[0-9]+(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)|Infinity|NaN)[,\]}]"
-)
-_LONG_NUMBER = re.compile(r"[:,\[]\s*-?\d{16}")
+# Number tokens are looked for in the UTF-8 bytes with every ASCII digit marked "0", "," and "["
+# marked ":" and whitespace marked " ": a regex whose first byte is a literal scans a 2.5 MB
+# manifest about 3 times faster than one that starts with a character class. A false match only
+# costs speed (the exact path).
+_MARKS = bytes.maketrans(b"0123456789,[\t\n\r\x0b\x0c", b"0000000000::     ")
+# a float token (between ``:``/``,``/``[`` and ``,``/``]``/``}``) in encoder output
+_FLOAT_TOKEN = re.compile(rb":-?(?:0+(?:\.0+(?:[eE][-+]?0+)?|[eE][-+]?0+)|Infinity|NaN)[:\]}]")
+# a number token of 16+ digits (after ``:``, ``,`` or ``[``), looked for where 16 digits are
+_SIXTEEN = b"0" * 16
+_DIGIT, _MINUS, _SPACE, _COLON = b"0- :"
+
+
+def _marked(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").translate(_MARKS)
 
 
 def _js_int(text: str) -> int | float:
@@ -49,15 +58,49 @@ def _js_int(text: str) -> int | float:
     return int(text) if abs(nearest) <= _MAX_SAFE else nearest
 
 
-def loads(text: str | bytes) -> Any:
-    """``JSON.parse``: no NaN/Infinity; raises :class:`JsonError` on anything invalid."""
+def _has_long_number(text: str) -> bool:
+    """Whether a number token of 16+ digits may be in ``text`` (a false alarm only costs speed).
+
+    Runs of 16 digits are found with bytes.find and only their left context is matched: a
+    manifest has a few hundred such runs inside hashes, and a regex tried at every ``:`` cost
+    ~15 ms more on 20,000 files."""
+    marked = _marked(text)
+    at = marked.find(_SIXTEEN)
+    while at >= 0:
+        # back over the rest of the digits, a minus sign and whitespace, to a ":" (or "," "[")
+        before = at - 1
+        while before >= 0 and marked[before] == _DIGIT:
+            before -= 1
+        if before >= 0 and marked[before] == _MINUS:
+            before -= 1
+        while before >= 0 and marked[before] == _SPACE:
+            before -= 1
+        if before >= 0 and marked[before] == _COLON:
+            return True
+        at = marked.find(_SIXTEEN, at + 16)
+    return False
+
+
+def loads(text: str | bytes, *, floats: list[str] | None = None) -> Any:
+    """``JSON.parse``: no NaN/Infinity; raises :class:`JsonError` on anything invalid.
+
+    With ``floats``, the text of every float literal is appended to it: a value parsed without
+    one holds no float, which :func:`canonical_json` can then skip looking for."""
+    hooks: dict[str, Any] = {"parse_constant": _reject_constant}
+    if floats is not None:
+
+        def parse_float(literal: str) -> float:
+            floats.append(literal)
+            return float(literal)
+
+        hooks["parse_float"] = parse_float
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        if _LONG_NUMBER.search(text) is None:
-            # the int hook costs a call per number; only a body with a long number needs it
-            return json.loads(text, parse_constant=_reject_constant)
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_js_int)
+        # the int hook costs a call per number; only a body with a long number needs it
+        if _has_long_number(text):
+            hooks["parse_int"] = _js_int
+        return json.loads(text, **hooks)
     except (ValueError, RecursionError) as exc:
         raise JsonError(str(exc)) from None
 
@@ -136,8 +179,11 @@ def _canonical(value: Any, out: list[str]) -> None:
         raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def canonical_json(value: Any) -> str:
-    """``JSON.stringify`` after recursively sorting object keys (UTF-16 order), as the server hashes."""
+def canonical_json(value: Any, *, floats: bool = True) -> str:
+    """``JSON.stringify`` after recursively sorting object keys (UTF-16 order), as the server hashes.
+
+    ``floats=False``: the caller vouches that ``value`` holds no float (it was parsed from text
+    without a float literal), so the encoder output is not searched for one."""
     try:
         fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError):
@@ -147,7 +193,11 @@ def canonical_json(value: Any) -> str:
     # order can disagree). Both are looked for in the output: a float token sits between
     # ``:``/``,``/``[`` and ``,``/``]``/``}``; a false alarm (a string holding ":1.5,") only takes
     # the exact encoder. For a 20,000-file manifest this is ~30 ms, not ~1 s.
-    if fast is not None and _FLOAT_TOKEN.search(fast) is None and (fast.isascii() or max(fast) < "\ue000"):
+    if (
+        fast is not None
+        and (not floats or _FLOAT_TOKEN.search(_marked(fast)) is None)
+        and (fast.isascii() or max(fast) < "\ue000")
+    ):
         return fast
     out: list[str] = []
     _canonical(value, out)

@@ -27,7 +27,16 @@ from ._emulator import Emulator, StorageRecord
 from ._options import DEFAULT_STORAGE_SLACK
 from ._presign import EXPIRES_PARAM, SIGNATURE_PARAM
 
-__all__ = ["STORAGE_PREFIX", "Refusal", "StorageApp", "Target", "error_xml", "resolve", "store_object"]
+__all__ = [
+    "STORAGE_PREFIX",
+    "ObjectWriter",
+    "Refusal",
+    "StorageApp",
+    "Target",
+    "error_xml",
+    "resolve",
+    "store_object",
+]
 
 STORAGE_PREFIX = "/storage/"
 _CHUNK_KEY = re.compile(r"^project-content/([A-Za-z0-9_-]{1,128})/([0-9a-f]{2})/([0-9a-f]{64})$")
@@ -109,36 +118,69 @@ def resolve(emu: Emulator, method: str, path: str, query: str, headers: dict[str
     return Target(record, emu.blobs.root / key, "", put_limit(emu, is_chunk=False))
 
 
-def store_object(emu: Emulator, target: Target, body: bytes | bytearray) -> Refusal:
-    """Verify a chunk body against its name and store it (temp file + rename). Blocking: runs on
-    a worker thread for large bodies (hashlib and os.write release the GIL)."""
-    computed = hashlib.sha256(body).hexdigest()
-    if target.digest and computed != target.digest:
-        return target.refuse(
-            400,
-            "BadDigest",
-            f"body sha-256 {computed} does not match object name {target.digest}",
-            "bad_digest",
+class ObjectWriter:
+    """A PUT body on its way to storage: each piece is hashed and written as it arrives (no copy
+    of the whole body is kept), and :meth:`finish` stores the object only when the body hashes to
+    its name. Blocking; used on worker threads for large bodies (hashlib and os.write release the
+    GIL)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._hash = hashlib.sha256()
+        final = target.path
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self._fd, self._temp = tempfile.mkstemp(
+            prefix=f".{final.name[:16]}.", suffix=".part", dir=str(final.parent)
         )
-    final = target.path
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_path = tempfile.mkstemp(prefix=f".{final.name[:16]}.", suffix=".part", dir=str(final.parent))
-    try:
-        view = memoryview(body)
+
+    def write(self, piece: bytes | bytearray | memoryview) -> None:
+        self._hash.update(piece)
+        view = memoryview(piece)
         while view:
-            view = view[os.write(fd, view) :]
-        os.close(fd)
-        fd = -1
-        # No fsync: state must survive an emulator restart, which the page cache gives; an fsync
-        # per chunk capped storage far below what a push needs to be measured against.
-        os.replace(temp_path, final)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
+            view = view[os.write(self._fd, view) :]
+
+    def finish(self) -> Refusal:
+        """Verify the digest, then rename the temp file into place (or remove it)."""
+        target = self.target
+        computed = self._hash.hexdigest()
+        if target.digest and computed != target.digest:
+            self.discard()
+            return target.refuse(
+                400,
+                "BadDigest",
+                f"body sha-256 {computed} does not match object name {target.digest}",
+                "bad_digest",
+            )
+        try:
+            os.close(self._fd)
+            self._fd = -1
+            # No fsync: state must survive an emulator restart, which the page cache gives; an
+            # fsync per chunk capped storage far below what a push needs to be measured against.
+            os.replace(self._temp, target.path)
+        except BaseException:
+            self.discard()
+            raise
+        etag = f'"{computed}"'.encode()
+        return Refusal(200, b"", "stored", target.record, b"text/plain", [(b"etag", etag)])
+
+    def discard(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
         with contextlib.suppress(OSError):
-            os.unlink(temp_path)
+            os.unlink(self._temp)
+
+
+def store_object(emu: Emulator, target: Target, body: bytes | bytearray | memoryview) -> Refusal:
+    """Verify a whole chunk body against its name and store it (temp file + rename)."""
+    writer = ObjectWriter(target)
+    try:
+        writer.write(body)
+    except BaseException:
+        writer.discard()
         raise
-    return Refusal(200, b"", "stored", target.record, b"text/plain", [(b"etag", f'"{computed}"'.encode())])
+    return writer.finish()
 
 
 class StorageApp:

@@ -2,10 +2,12 @@
 
 Measured on the 2-core dev machine, uvicorn + ASGI capped storage at about 1,250 small PUT/s and
 280 MB/s of 4 MiB PUTs, so every push benchmark measured the emulator. This protocol parses a
-request line itself: a ``/storage/`` request is served here (body into one pre-sized buffer,
-SHA-256 and the file write off the event loop for large bodies, since hashlib and os.write
-release the GIL); any other request hands the connection, with the bytes already read, to
-uvicorn's own protocol for good. The rules (keys, presigned URLs, faults, limits, records) are
+request line itself: a ``/storage/`` request is served here; any other request hands the
+connection, with the bytes already read, to uvicorn's own protocol for good. A small body is
+received into one pre-sized buffer and stored on the loop; a large one on an unthrottled link is
+received, hashed and written piece by piece by a receiver thread (socket reads, hashlib and
+os.write release the GIL); under a bandwidth cap a large body is paced on the loop and stored
+off it. The rules (keys, presigned URLs, faults, limits, records) are
 those of :mod:`._storage`, shared with its ASGI fallback.
 """
 
@@ -13,12 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, ClassVar
 
 from ._emulator import Emulator, StorageRecord
 from ._storage import (
     STORAGE_PREFIX,
+    ObjectWriter,
     Refusal,
     Target,
     resolve,
@@ -43,6 +49,59 @@ _REASONS = {
     503: b"Service Unavailable",
 }
 _EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="roost-emulator-storage")
+# A large body on an unthrottled link is received by a thread of its own: it reads the socket
+# into a reused piece buffer, hashes the piece and writes it to the temp file while the bytes are
+# still in cache, with the GIL released for all three. The event loop then neither wakes up per
+# socket read nor holds the whole body, and bodies on several connections use every core.
+_RECEIVERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="roost-emulator-receive")
+_PIECE = 1024 * 1024
+_POLL_MS = 200  # how often a waiting receiver notices that the server stops
+_pieces = threading.local()
+
+
+def _piece_buffer() -> memoryview:
+    buffer: memoryview | None = getattr(_pieces, "buffer", None)
+    if buffer is None:
+        buffer = _pieces.buffer = memoryview(bytearray(_PIECE))
+    return buffer
+
+
+def receive_object(
+    target: Target, fd: int, length: int, prefix: bytes, stopping: Callable[[], bool]
+) -> Refusal | None:
+    """Read the rest of a ``length``-byte body from the non-blocking socket ``fd`` (``prefix`` was
+    read already), hash and store it. ``None`` when the peer went away or the server stops: the
+    caller drops the connection, and nothing was stored."""
+    record = target.record
+    writer = ObjectWriter(target)
+    try:
+        writer.write(prefix)
+        got = len(prefix)
+        record.bytes_received = got
+        piece = _piece_buffer()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while got < length:
+            try:
+                count = os.readv(fd, [piece[: min(_PIECE, length - got)]])
+            except BlockingIOError:
+                if stopping():
+                    writer.discard()
+                    return None
+                poller.poll(_POLL_MS)
+                continue
+            except OSError:
+                count = 0
+            if count == 0:
+                writer.discard()
+                return None
+            writer.write(piece[:count])
+            got += count
+            record.bytes_received = got
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.finish()
 
 
 def front_protocol(emu: Emulator, inner: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
@@ -227,12 +286,52 @@ class _FrontProtocol(asyncio.BufferedProtocol):
                 length_text, outcome.refuse(status, "InternalError", "injected fault", "fault_5xx")
             )
             return
+        pending, self._buffer = bytes(self._buffer), bytearray()
+        if length > _INLINE_BYTES and emu.throttle.rate <= 0:
+            self._receive_on_thread(outcome, length, pending)
+            return
         self._target = outcome
         self._body = bytearray(length)
         self._filled = 0
         self._mode = "body"
-        pending, self._buffer = bytes(self._buffer), bytearray()
         self._take_body(pending)
+
+    def _receive_on_thread(self, target: Target, length: int, pending: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        # the loop stops reading this socket; the receiver thread owns it until the body is in
+        transport.pause_reading()
+        # a client that sent its next request before this answer: those bytes wait in the buffer
+        self._buffer = bytearray(pending[length:])
+        self._mode = "thread"
+        fd = transport.get_extra_info("socket").fileno()
+        future = self._loop.run_in_executor(
+            _RECEIVERS, receive_object, target, fd, length, pending[:length], self._stopping
+        )
+        future.add_done_callback(self._received)
+
+    def _stopping(self) -> bool:
+        """Read by the receiver thread: the connection is gone or the server stops."""
+        return self._transport is None or self._closing
+
+    def _received(self, future: asyncio.Future[Refusal | None]) -> None:
+        self._mode = ""
+        error = None if future.cancelled() else future.exception()
+        reply = None if future.cancelled() or error is not None else future.result()
+        if reply is None:
+            if self._record is not None:
+                self._record.outcome = "client_disconnected"
+            self._record = None
+            self._busy = False
+            if self._transport is not None:
+                self._transport.abort()
+            if error is not None:
+                raise error  # the loop's exception handler reports it
+            return
+        if self._transport is None:
+            return
+        self._transport.resume_reading()
+        self._respond(reply)
 
     # -- bodies -------------------------------------------------------------------------
 

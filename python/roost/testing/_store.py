@@ -16,6 +16,7 @@ import re
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ __all__ = ["ChunkStore", "Store"]
 
 # A chunk name is a hash; anything else (a path, "..") must never reach unlink().
 _SAFE_NAME = re.compile(r"^[0-9a-f]{64}$")
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# ChunkStore.missing lists prefix directories for a list this long (shorter ones: a stat each)
+_LIST_FROM = 64
+# a listing is kept only for a directory unchanged for longer than a clock tick or two
+_SETTLE_NS = 100_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -53,6 +59,9 @@ class Store:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        # 64 MiB of page cache (default 2 MiB): 20,000 referrer rows of one publish land at random
+        # places in the primary key, and a small cache rereads pages for most of them
+        self._conn.execute("PRAGMA cache_size=-65536")
         self._conn.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._depth = 0
@@ -135,7 +144,9 @@ class Store:
             self._put_rows(coll, docs[start : start + size])
 
     def _put_rows(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
-        with self._lock:
+        # one transaction per batch: outside one, SQLite commits every row on its own (20,000
+        # referrer rows took 1 s, and held the GIL against the requests that followed a publish)
+        with self.transaction():
             rows = [(coll, parent, doc_id, self.next_seq(), text) for parent, doc_id, text in docs]
             self._conn.executemany(
                 "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
@@ -213,6 +224,8 @@ class ChunkStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._root_text = str(root)
+        # (site, prefix) -> ((inode, mtime_ns) of the directory, its object names)
+        self._listings: dict[tuple[str, str], tuple[tuple[int, int], frozenset[str]]] = {}
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.removed_temp_files = self._remove_stale_temp_files()
 
@@ -238,6 +251,62 @@ class ChunkStore:
             return os.stat(f"{self._root_text}/{site_id}/{digest[:2]}/{digest}").st_size > 0
         except (OSError, ValueError):
             return False
+
+    def missing(self, site_id: str, digests: list[str]) -> list[str]:
+        """The digests (in order) that :meth:`exists` calls absent.
+
+        A long list is answered from listings of its prefix directories instead of a stat per
+        chunk (20,000 stats were a quarter of a 20,000-file publish and most of a check). A
+        listing is kept while its directory's inode and mtime stay the same, which every
+        create, rename and delete changes, and only once that mtime is older than a clock tick
+        (a change within the tick of the listing would not move it). A listing cannot see a
+        chunk file emptied in place by something other than the emulator; storage loses
+        objects whole, by deletion, which it does see.
+        """
+        if len(digests) < _LIST_FROM:
+            return [d for d in digests if not self.exists(site_id, d)]
+        prefixes = {d[:2] for d in digests}
+        per_prefix = len(digests) // len(prefixes) + 1
+        listings = {prefix: self._listing(site_id, prefix, per_prefix) for prefix in prefixes}
+        if None not in listings.values():
+            return [d for d in digests if d not in listings[d[:2]]]  # type: ignore[operator]
+        out: list[str] = []
+        for digest in digests:
+            names = listings[digest[:2]]
+            if (digest not in names) if names is not None else (not self.exists(site_id, digest)):
+                out.append(digest)
+        return out
+
+    def _listing(self, site_id: str, prefix: str, wanted: int) -> frozenset[str] | None:
+        """The object names in one prefix directory, or ``None`` when stat'ing the ``wanted``
+        names costs less than listing a large directory that has no listing kept."""
+        folder = f"{self._root_text}/{site_id}/{prefix}"
+        try:
+            info = os.stat(folder)
+        except (OSError, ValueError):
+            return frozenset()
+        key = (site_id, prefix)
+        stamp = (info.st_ino, info.st_mtime_ns)
+        kept = self._listings.get(key)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        # A directory's size grows with its entries (tmpfs: 20 bytes each; ext4 more, so there
+        # this over-counts and prefers the stats: slower, never wrong). Listing an entry costs
+        # about a tenth of a stat, and a kept listing serves the next calls too.
+        if wanted * 40 < info.st_size // 20:
+            return None
+        try:
+            with os.scandir(folder) as entries:
+                names = frozenset(e.name for e in entries if not e.name.startswith(".") and e.is_file())
+        except OSError:
+            return None
+        # an object is renamed into place only once its bytes hash to its name, so the one name
+        # an empty file can have is the hash of nothing (and empty means absent)
+        if _EMPTY_SHA256 in names and not self.exists(site_id, _EMPTY_SHA256):
+            names = names - {_EMPTY_SHA256}
+        if time.time_ns() - info.st_mtime_ns >= _SETTLE_NS:
+            self._listings[key] = (stamp, names)
+        return names
 
     def size(self, site_id: str, digest: str) -> int | None:
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from .._core import SHA256_RE, Ctx, RouteTable, ok, paginate, with_pagination
+from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
 from .._jsonutil import iso, now_ms
 from .._problems import not_found, validation
@@ -38,6 +38,8 @@ def validate_hash_list(value: Any, field: str) -> list[str]:
             f"field {field} contains {len(value)} hashes; max is {MAX_HASHES} per request",
             {field: [f"max {MAX_HASHES} hashes per request"]},
         )
+    if all_sha256(value):
+        return value
     bad = [h for h in value if not isinstance(h, str) or not SHA256_RE.match(h)]
     if bad:
         shown = ", ".join(js_string(h)[:16] + "…" for h in bad[:5])
@@ -55,7 +57,7 @@ async def chunks_check(ctx: Ctx) -> Response:
     ctx.auth_site(site_id, "write")
     ctx.kill_switch(site_id)
     hashes = validate_hash_list(body.get("hashes"), "hashes")
-    missing = [h for h in hashes if not emu.chunks.exists(site_id, h)]
+    missing = emu.chunks.missing(site_id, hashes)
     return ok({"missing": missing})
 
 

@@ -8,7 +8,7 @@ from typing import Any, TypeGuard
 
 from starlette.responses import Response
 
-from .._core import SHA256_RE, Ctx, RouteTable, ok, paginate, with_pagination
+from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
 from .._jsonutil import canonical_json, dumps, iso, js_len, now_ms, sha256_hex
 from .._problems import not_found, problem, validation
@@ -22,6 +22,7 @@ __all__ = [
     "body_gone",
     "load_body",
     "validate_version",
+    "validate_version_hashes",
     "version_diff",
     "version_files",
     "version_get",
@@ -57,6 +58,12 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 
 
 def validate_version(version: Any) -> list[dict[str, Any]]:
+    """The version's file entries, once the whole version is valid (else a 400 naming the field)."""
+    return validate_version_hashes(version)[0]
+
+
+def validate_version_hashes(version: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """:func:`validate_version`, and every chunk hash of the files in order (one pass for both)."""
     if not isinstance(version, dict):
         raise validation(
             "field `version` is required (oci version object)",
@@ -77,6 +84,46 @@ def validate_version(version: Any) -> list[dict[str, Any]]:
             "version.files must be a non-empty array",
             {"body.version.files": ["required non-empty array"]},
         )
+    digests = _plainly_valid(files)
+    if digests is None:
+        _explain_invalid(files)
+        digests = [c["hash"] for f in files for c in f["chunks"]]
+    return files, digests
+
+
+def _plainly_valid(files: list[Any]) -> list[str] | None:
+    """The common shape (objects, a path, integer sizes, chunk hashes), checked in one tight pass
+    with one regex over every hash; returns every chunk hash in order. ``None`` means "not
+    sure": :func:`_explain_invalid` decides and names the first bad entry."""
+    digests: list[Any] = []
+    add = digests.append
+    try:
+        for entry in files:
+            if type(entry) is not dict:
+                return None
+            path, size, chunks = entry["path"], entry["size"], entry["chunks"]
+            if (
+                type(path) is not str
+                or not path
+                or type(size) is not int
+                or size < 0
+                or type(chunks) is not list
+            ):
+                return None
+            for chunk in chunks:
+                if type(chunk) is not dict:
+                    return None
+                add(chunk["hash"])
+                chunk_size = chunk["size"]
+                if type(chunk_size) is not int or chunk_size <= 0:
+                    return None
+    except KeyError:
+        return None
+    return digests if all_sha256(digests) else None
+
+
+def _explain_invalid(files: list[Any]) -> None:
+    """Raise the 400 for the first invalid file entry (float sizes and the like pass)."""
     hash_ok = SHA256_RE.match
     for i, entry in enumerate(files):
         # the happy path builds no strings: this loop runs 20,000 times for a large tree
@@ -117,7 +164,6 @@ def validate_version(version: Any) -> list[dict[str, Any]]:
                 f"version.files[{i}].chunks[{j}] must have hash (64-char lowercase hex) + positive size",
                 {f"{where}.chunks[{j}]": ["invalid chunk entry"]},
             )
-    return files
 
 
 async def versions_publish(ctx: Ctx) -> Response:
@@ -133,7 +179,7 @@ async def versions_publish(ctx: Ctx) -> Response:
         return replay
     instance = f"/api/roosts/{roost_id}/versions"
     version = body.get("version")
-    files = validate_version(version)
+    files, hashes = validate_version_hashes(version)
     provided: dict[str, Any] = {}
     if "name" in body and body["name"] is not None:
         if not isinstance(body["name"], str) or not body["name"].strip():
@@ -160,8 +206,8 @@ async def versions_publish(ctx: Ctx) -> Response:
             "expectedCurrentVersionId must be a string or null when provided",
             {"body.expectedCurrentVersionId": ["must be a string or null"]},
         )
-    distinct = list(dict.fromkeys(c["hash"] for f in files for c in f["chunks"]))
-    missing = [h for h in distinct if not emu.chunks.exists(site_id, h)]
+    distinct = list(dict.fromkeys(hashes))
+    missing = emu.chunks.missing(site_id, distinct)
     if missing:
         raise problem(
             412,
@@ -173,7 +219,7 @@ async def versions_publish(ctx: Ctx) -> Response:
             instance=instance,
             missingChunks=missing[:20],
         )
-    canonical = canonical_json(version)
+    canonical = canonical_json(version, floats=bool(ctx.float_literals))
     version_id = sha256_hex(canonical)
     version_url = f"{MANIFEST_HOST}/project-manifests/{site_id}/{roost_id}/{version_id}.json"
     parent = roost_parent(site_id, roost_id)
@@ -339,7 +385,8 @@ def write_version_referrers(
         total_text = str(total) if type(total) is int else dumps(int(total) if total.is_integer() else total)
         text = f'{head[:-1]},"fileCount":{count},"pathCount":{count},"totalBytes":{total_text},{tail[1:]}'
         rows.append((f"{site_id}/{digest}", entry_id, text))
-    store.put_many_text("referrer", rows, batch=1000)
+    # batches: the writer lets go of the store between them, so requests wait at most ~60 ms
+    store.put_many_text("referrer", rows, batch=5000)
 
 
 async def versions_list(ctx: Ctx) -> Response:
