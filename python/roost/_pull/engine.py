@@ -18,10 +18,12 @@ from .._push.tasks import ByteBudget, Emitter, crew
 from ..chunker import CHUNK_SIZE_BYTES, ChunkedFileEntry
 from ..client import RoostClient
 from ..resources._common import version_ref_segment
+from . import cache
 from .local import remove_empty_parents, remove_local, scan_destination
-from .manifest import VersionManifest, fetch_manifest
+from .manifest import VersionManifest
 from .paths import DestLayout, check_manifest_paths, inspect_destination
 from .plan import PullPlan, Target, build_plan, under
+from .source import load_manifest
 from .transfer import ChunkFetcher, download_chunk, download_urls
 from .types import (
     PullOptions,
@@ -142,8 +144,10 @@ async def pull_directory(
 ) -> PullResult:
     """Rebuild version ``opts.ref`` of ``roost_id`` under ``dest``.
 
-    1. manifest: the version's files and chunks; every path checked (nothing is written when one
-       is unsafe), then the destination's parents and final paths inspected for links;
+    1. manifest: the version's files and chunks, from the manifest cache when this machine
+       pulled that version before (see :mod:`.source`), else fetched, every path checked
+       (nothing is written when one is unsafe) and cached; then the destination's parents and
+       final paths inspected for links;
     2. scan: the destination through the chunker and its hash cache (``discover`` event);
     3. plan: unchanged files are left alone; chunks found in any destination file are copied
        locally, the rest downloaded, each once (``plan`` event); ``check`` stops here;
@@ -159,9 +163,13 @@ async def pull_directory(
     found = _Discovery()
 
     async def read_manifest() -> None:
-        found.manifest = await fetch_manifest(http, roost_id, opts.site_id, opts.ref)
+        loaded = await load_manifest(http, roost_id, opts.site_id, opts.ref, use_cache=opts.cache)
+        found.manifest = loaded.manifest
         paths = [entry.path for entry in found.manifest.files]
-        check_manifest_paths(paths)
+        if not loaded.cached:  # a cached manifest passed these checks when it was stored
+            check_manifest_paths(paths)
+            if loaded.key is not None:
+                await _thread(cache.store, loaded.key, loaded.manifest)
         if exists:
             found.layout = await _thread(
                 functools.partial(inspect_destination, delete=opts.delete or opts.check), root, paths

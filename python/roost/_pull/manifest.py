@@ -7,6 +7,8 @@ inside the destination (checked in :mod:`roost._pull.paths`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,14 @@ from ..chunker import CHUNK_SIZE_BYTES, ChunkDescriptor
 from ..client import RoostClient
 from ..resources.versions import Versions
 
-__all__ = ["FILES_PAGE_SIZE", "RemoteFile", "VersionManifest", "fetch_manifest", "parse_files"]
+__all__ = [
+    "FILES_PAGE_SIZE",
+    "RemoteFile",
+    "VersionManifest",
+    "body_matches_id",
+    "fetch_manifest",
+    "parse_files",
+]
 
 #: The files route's largest page (used only when the version document carries no file list).
 FILES_PAGE_SIZE = 500
@@ -34,13 +43,28 @@ class RemoteFile:
 
 @dataclass(frozen=True, slots=True)
 class VersionManifest:
+    """A version's files. ``verified``: the body the server sent hashes to ``version_id``, so
+    these are the files of that id whoever served them (only such a manifest is cached)."""
+
     version_id: str
     version_number: int
     files: tuple[RemoteFile, ...]
+    verified: bool = False
 
     @property
     def total_bytes(self) -> int:
         return sum(entry.size for entry in self.files)
+
+
+def body_matches_id(body: Any, version_id: str) -> bool:
+    """Whether ``body`` is the version ``version_id`` names: the server's id is the SHA-256 of the
+    body's key-sorted, compact JSON. A body this encoder does not reproduce byte for byte (a
+    float, keys whose UTF-16 order differs from code-point order) is only reported False."""
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest() == version_id
+    except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        return False
 
 
 def _count(value: Any) -> int | None:
@@ -109,4 +133,6 @@ async def fetch_manifest(http: RoostClient, roost_id: str, site_id: str, ref: st
             row
             async for row in versions.files(roost_id, version_id, site_id=site_id, page_size=FILES_PAGE_SIZE)
         ]
-    return VersionManifest(version_id, number, parse_files(rows, where))
+        return VersionManifest(version_id, number, parse_files(rows, where))
+    files = parse_files(rows, where)
+    return VersionManifest(version_id, number, files, verified=body_matches_id(body, version_id))
