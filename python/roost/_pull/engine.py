@@ -165,7 +165,7 @@ async def pull_directory(
     async def read_manifest() -> None:
         loaded = await load_manifest(http, roost_id, opts.site_id, opts.ref, use_cache=opts.cache)
         found.manifest = loaded.manifest
-        paths = [entry.path for entry in found.manifest.files]
+        paths = found.manifest.paths
         if not loaded.cached:  # a cached manifest passed these checks when it was stored
             check_manifest_paths(paths)
             if loaded.key is not None:
@@ -186,7 +186,7 @@ async def pull_directory(
             tasks.spawn(scan)
     manifest, layout, local = found.manifest, found.layout, found.local
     assert manifest is not None
-    await emit(PullProgressDiscover(file_count=len(manifest.files), total_bytes=manifest.total_bytes))
+    await emit(PullProgressDiscover(file_count=len(manifest.paths), total_bytes=manifest.total_bytes))
     plan = build_plan(root, manifest, local, layout)
     await emit(
         PullProgressPlan(
@@ -198,7 +198,8 @@ async def pull_directory(
     )
     planned = time.perf_counter()
     tally = _Tally()
-    if not opts.check:
+    work = plan.targets or layout.obstacles or plan.stale_temps or (opts.delete and plan.removed)
+    if work and not opts.check:  # an unchanged tree (a re-pull) costs no worker-thread round trip
         try:
             await _apply(http, root, plan, layout, opts, emit, tally)
         except BaseException:
@@ -218,7 +219,7 @@ async def pull_directory(
 
 def _result(manifest: VersionManifest, plan: PullPlan, tally: _Tally, opts: PullOptions) -> PullResult:
     stats = PullStats(
-        file_count=len(manifest.files),
+        file_count=len(manifest.paths),
         total_bytes=manifest.total_bytes,
         unchanged_files=len(plan.unchanged),
         written_files=sum(1 for target in plan.targets if target.done),

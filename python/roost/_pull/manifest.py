@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._wire import MalformedResponseError
@@ -23,6 +24,7 @@ __all__ = [
     "RemoteFile",
     "VersionManifest",
     "body_matches_id",
+    "chunk_digest",
     "fetch_manifest",
     "parse_files",
 ]
@@ -30,6 +32,7 @@ __all__ = [
 #: The files route's largest page (used only when the version document carries no file list).
 FILES_PAGE_SIZE = 500
 _HASH = re.compile(r"[0-9a-f]{64}\Z")
+_HEX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +44,71 @@ class RemoteFile:
     chunks: tuple[ChunkDescriptor, ...]
 
 
+def chunk_digest(chunks: Sequence[ChunkDescriptor]) -> str:
+    """A file's chunk hashes, concatenated: two files' are equal exactly when their chunks are
+    (64 hex characters a chunk, and a hash names its bytes, so their size too)."""
+    return chunks[0].hash if len(chunks) == 1 else "".join(chunk.hash for chunk in chunks)
+
+
+def _standard(entry: RemoteFile) -> bool:
+    chunks = entry.chunks
+    if not chunks:
+        return entry.size == 0
+    return chunks[-1].size == entry.size - CHUNK_SIZE_BYTES * (len(chunks) - 1) and all(
+        chunk.size == CHUNK_SIZE_BYTES for chunk in chunks[:-1]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VersionManifest:
-    """A version's files. ``verified``: the body the server sent hashes to ``version_id``, so
-    these are the files of that id whoever served them (only such a manifest is cached)."""
+    """A version's files, as columns: ``paths``, ``sizes`` and ``digests`` (:func:`chunk_digest`
+    of each file's chunks) are all a re-pull compares; :meth:`file` gives one file with its
+    chunks, only for the files that have to be written.
+
+    ``parsed`` holds the entries as the server listed them (any chunk sizes); without it (a
+    cached manifest) the chunks are the SDK's cut, 4 MiB each, the last one shorter.
+    ``verified``: the body the server sent hashes to ``version_id``, so these are the files of
+    that id whoever served them (only such a manifest is cached).
+    """
 
     version_id: str
     version_number: int
-    files: tuple[RemoteFile, ...]
+    paths: tuple[str, ...]
+    sizes: tuple[int, ...]
+    digests: tuple[str, ...]
     verified: bool = False
+    parsed: tuple[RemoteFile, ...] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls, version_id: str, version_number: int, files: tuple[RemoteFile, ...], *, verified: bool = False
+    ) -> VersionManifest:
+        paths = tuple(entry.path for entry in files)
+        sizes = tuple(entry.size for entry in files)
+        digests = tuple(chunk_digest(entry.chunks) for entry in files)
+        return cls(version_id, version_number, paths, sizes, digests, verified, files)
 
     @property
     def total_bytes(self) -> int:
-        return sum(entry.size for entry in self.files)
+        return sum(self.sizes)
+
+    @property
+    def standard(self) -> bool:
+        """Whether the columns alone rebuild every file (each cut the SDK's way)."""
+        return self.parsed is None or all(map(_standard, self.parsed))
+
+    def file(self, index: int) -> RemoteFile:
+        if self.parsed is not None:
+            return self.parsed[index]
+        size, digest = self.sizes[index], self.digests[index]
+        count = len(digest) // _HEX
+        chunks = tuple(
+            ChunkDescriptor(
+                digest[_HEX * at : _HEX * at + _HEX], min(CHUNK_SIZE_BYTES, size - CHUNK_SIZE_BYTES * at)
+            )
+            for at in range(count)
+        )
+        return RemoteFile(self.paths[index], size, chunks)
 
 
 def body_matches_id(body: Any, version_id: str) -> bool:
@@ -133,6 +188,6 @@ async def fetch_manifest(http: RoostClient, roost_id: str, site_id: str, ref: st
             row
             async for row in versions.files(roost_id, version_id, site_id=site_id, page_size=FILES_PAGE_SIZE)
         ]
-        return VersionManifest(version_id, number, parse_files(rows, where))
+        return VersionManifest.of(version_id, number, parse_files(rows, where))
     files = parse_files(rows, where)
-    return VersionManifest(version_id, number, files, verified=body_matches_id(body, version_id))
+    return VersionManifest.of(version_id, number, files, verified=body_matches_id(body, version_id))

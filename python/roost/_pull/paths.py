@@ -104,8 +104,9 @@ def _entry_kind(entry: os.DirEntry[str]) -> str:
     return "dir" if entry.is_dir(follow_symlinks=False) else "file"  # a FIFO, socket...: "file"
 
 
-def _list_directories(prefix: str, paths: list[str]) -> tuple[set[str], dict[str, str]]:
-    """Blocking: list the directories the manifest's files go into, each once, parents first.
+def _list_directories(prefix: str, parents: set[str]) -> tuple[set[str], dict[str, str]]:
+    """Blocking: list the directories the manifest's files go into (``parents`` and every
+    directory above them), each once, parents first.
 
     Returns the directories whose whole chain up to ``dest`` is real directories (listed), and the
     kind of each entry in them that is not a regular file ("link", "dir", "file" for a special
@@ -113,25 +114,18 @@ def _list_directories(prefix: str, paths: list[str]) -> tuple[set[str], dict[str
     with each entry (``d_type``; where the file system has none, Python lstats it).
     """
     needed: set[str] = set()
-    for path in paths:
-        cut = path.rfind("/")
-        while cut > 0:
-            parent = path[:cut]
-            if parent in needed:  # it and everything above it are in already
-                break
+    for parent in parents:
+        while parent and parent not in needed:
             needed.add(parent)
-            cut = path.rfind("/", 0, cut)
+            parent = parent.rpartition("/")[0]
     real: set[str] = set()
     odd: dict[str, str] = {}
     for rel in ["", *sorted(needed, key=lambda d: d.count("/"))]:
-        if rel:
-            cut = rel.rfind("/")
-            if (rel[:cut] if cut > 0 else "") not in real or odd.get(rel) != "dir":
-                continue  # missing, a file, a link, or under one: those paths take the lstat walk
-        at = prefix + rel.replace("/", os.sep) if rel else prefix
+        if rel and (rel.rpartition("/")[0] not in real or odd.get(rel) != "dir"):
+            continue  # missing, a file, a link, or under one: those paths take the lstat walk
         lead = rel + "/" if rel else ""
         try:
-            with os.scandir(at) as listing:
+            with os.scandir(prefix + rel.replace("/", os.sep) if rel else prefix) as listing:
                 for entry in listing:
                     if not entry.is_file(follow_symlinks=False):
                         odd[lead + entry.name] = _entry_kind(entry)
@@ -152,24 +146,30 @@ def inspect_destination(dest: str, paths: Iterable[str], *, delete: bool) -> Des
     """
     ordered = list(paths)
     layout = DestLayout()
-    kinds: dict[str, str] = {}
     obstacles: set[str] = set()
-    real_dirs: set[str] = set()  # parents whose whole chain is known to be real directories
     prefix = dest.rstrip(os.sep) + os.sep
-    listed, odd = _list_directories(prefix, ordered)
+    parents = [path.rpartition("/")[0] for path in ordered]
+    listed, odd = _list_directories(prefix, set(parents))
+    if odd:
+        for path in odd.keys() & set(ordered):
+            if odd[path] == "link":
+                layout.links.add(path)
+            elif odd[path] == "dir":
+                obstacles.add(path)
+    unlisted = set(parents) - listed
+    if unlisted:
+        kinds: dict[str, str] = {}
+        real_dirs: set[str] = set()  # parents whose whole chain is known to be real directories
 
-    def kind(rel: str) -> str:
-        found = kinds.get(rel)
-        if found is None:
-            found = kinds[rel] = _kind(prefix + rel.replace("/", os.sep))
-        return found
+        def kind(rel: str) -> str:
+            found = kinds.get(rel)
+            if found is None:
+                found = kinds[rel] = _kind(prefix + rel.replace("/", os.sep))
+            return found
 
-    for path in ordered:
-        cut = path.rfind("/")
-        parent = path[:cut] if cut > 0 else ""
-        if parent in listed:
-            final_kind = odd.get(path, "file")
-        else:
+        for path, parent in zip(ordered, parents, strict=True):
+            if parent not in unlisted:
+                continue
             if parent not in real_dirs:
                 parts = path.split("/")
                 blocked = False
@@ -187,10 +187,10 @@ def inspect_destination(dest: str, paths: Iterable[str], *, delete: bool) -> Des
                     continue
                 real_dirs.add(parent)
             final_kind = _kind(prefix + path.replace("/", os.sep))
-        if final_kind == "link":
-            layout.links.add(path)
-        elif final_kind == "dir":
-            obstacles.add(path)
+            if final_kind == "link":
+                layout.links.add(path)
+            elif final_kind == "dir":
+                obstacles.add(path)
     if obstacles and not delete:
         first = min(obstacles)
         raise FileExistsError(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..chunker import ChunkedFileEntry
 from .local import is_temp_path, new_temp_path
-from .manifest import VersionManifest
+from .manifest import VersionManifest, chunk_digest
 from .paths import DestLayout
 
 __all__ = ["LocalChunk", "PullPlan", "Target", "build_plan", "under"]
@@ -75,7 +75,7 @@ def build_plan(
     it (first in path order), else is downloaded, each distinct chunk once. Entries inside an
     obstacle are not used as sources: obstacles are removed before anything is copied.
     """
-    wanted = {entry.path for entry in manifest.files}
+    wanted = set(manifest.paths)
     local_by_path: dict[str, ChunkedFileEntry] = {}
     stale_temps: list[str] = []
     removed: list[str] = []
@@ -89,12 +89,19 @@ def build_plan(
 
     plan = PullPlan([], [], [], [], removed, stale_temps, {}, {})
     links = layout.links
-    for remote in manifest.files:
-        mine = local_by_path.get(remote.path)
-        if mine is not None and mine.chunks == remote.chunks and remote.path not in links:
-            plan.unchanged.append(remote.path)
+    sizes, digests = manifest.sizes, manifest.digests
+    for index, path in enumerate(manifest.paths):
+        mine = local_by_path.get(path)
+        if (
+            mine is not None
+            and mine.size == sizes[index]
+            and chunk_digest(mine.chunks) == digests[index]
+            and path not in links
+        ):
+            plan.unchanged.append(path)
             continue
-        (plan.added if mine is None else plan.changed).append(remote.path)
+        (plan.added if mine is None else plan.changed).append(path)
+        remote = manifest.file(index)
         final = os.path.join(dest, *remote.path.split("/"))
         target = Target(remote.path, final, new_temp_path(final), remote.size, len(remote.chunks))
         plan.targets.append(target)
