@@ -110,8 +110,8 @@ class _Meter:
             await self._send()
 
 
-def _validate(roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) -> str:
-    """Check the arguments before any I/O; returns the destination, resolved."""
+def _validate(roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) -> tuple[str, bool]:
+    """Check the arguments before any I/O; returns the destination, resolved, and whether it exists."""
     if not isinstance(opts, PullOptions):
         raise TypeError(f"pull: opts must be a PullOptions, got {type(opts).__name__}")
     for name, value in (("roost_id", roost_id), ("PullOptions.site_id", opts.site_id)):
@@ -128,7 +128,8 @@ def _validate(roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) ->
         raise ValueError(f"pull: dest must be a non-empty str path, got {path!r}")
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(20, f"pull: destination {path!r} is not a directory", path)
-    return os.path.realpath(path)
+    root = os.path.realpath(path)
+    return root, os.path.isdir(root)
 
 
 async def _thread(func: Callable[..., Any], *args: Any, limiter: anyio.CapacityLimiter | None = None) -> Any:
@@ -156,10 +157,9 @@ async def pull_directory(
     5. with ``delete``, files not in the version are removed (and directories left empty);
        temporary files a killed pull left behind are removed.
     """
-    root = _validate(roost_id, dest, opts)
+    root, exists = _validate(roost_id, dest, opts)
     emit = _Progress(opts.on_progress)
     started = time.perf_counter()
-    exists = await _thread(os.path.isdir, root)
     found = _Discovery()
 
     async def read_manifest() -> None:
@@ -178,12 +178,12 @@ async def pull_directory(
     async def scan() -> None:
         found.local = await scan_destination(root, cache=opts.cache)
 
-    # The scan only reads, so it runs while the manifest is fetched and checked (an unsafe one
-    # cancels it): on a re-pull the two take about as long as each other.
+    # The scan only reads, so it runs while the manifest is resolved, loaded and checked (an
+    # unsafe one cancels it). It starts first: on a re-pull it is the longer of the two.
     async with crew() as tasks:
-        tasks.spawn(read_manifest)
         if exists:
             tasks.spawn(scan)
+        tasks.spawn(read_manifest)
     manifest, layout, local = found.manifest, found.layout, found.local
     assert manifest is not None
     await emit(PullProgressDiscover(file_count=len(manifest.paths), total_bytes=manifest.total_bytes))
