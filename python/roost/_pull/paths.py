@@ -148,15 +148,14 @@ def inspect_destination(dest: str, paths: Iterable[str], *, delete: bool) -> Des
     layout = DestLayout()
     obstacles: set[str] = set()
     prefix = dest.rstrip(os.sep) + os.sep
-    parents = [path.rpartition("/")[0] for path in ordered]
-    listed, odd = _list_directories(prefix, set(parents))
-    if odd:
-        for path in odd.keys() & set(ordered):
-            if odd[path] == "link":
-                layout.links.add(path)
-            elif odd[path] == "dir":
-                obstacles.add(path)
-    unlisted = set(parents) - listed
+    parents = {path.rpartition("/")[0] for path in ordered}
+    listed, odd = _list_directories(prefix, parents)
+    for path in odd.keys() & set(ordered):
+        if odd[path] == "link":
+            layout.links.add(path)
+        elif odd[path] == "dir":
+            obstacles.add(path)
+    unlisted = parents - listed
     if unlisted:
         kinds: dict[str, str] = {}
         real_dirs: set[str] = set()  # parents whose whole chain is known to be real directories
@@ -167,7 +166,8 @@ def inspect_destination(dest: str, paths: Iterable[str], *, delete: bool) -> Des
                 found = kinds[rel] = _kind(prefix + rel.replace("/", os.sep))
             return found
 
-        for path, parent in zip(ordered, parents, strict=True):
+        for path in ordered:
+            parent = path.rpartition("/")[0]
             if parent not in unlisted:
                 continue
             if parent not in real_dirs:
