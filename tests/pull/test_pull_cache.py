@@ -341,3 +341,20 @@ async def test_an_unsafe_manifest_is_never_cached(tmp_path: Path) -> None:
     assert mock_manifest_gets(fake) == 2
     assert cache_files() == []
     assert not (tmp_path / "dest").exists()
+
+
+def test_a_temporary_file_a_killed_writer_left_is_removed_later() -> None:
+    from roost._pull.manifest import VersionManifest
+
+    manifest = VersionManifest("e" * 64, 1, ("a",), (1,), ("b" * 64,), verified=True)
+    key = cache.cache_key("https://api.test", "site", "rst_x", "e" * 64)
+    assert cache.store(key, manifest)
+    folder = Path(cache.cache_path(key)).parent
+    old, fresh = folder / ".tmp-old.bin", folder / ".tmp-fresh.bin"
+    for leftover in (old, fresh):
+        leftover.write_bytes(b"partial")
+    os.utime(old, (1_000_000, 1_000_000))
+    assert cache.store(key, manifest)
+    assert not old.exists()
+    assert fresh.exists()  # may be another pull's entry being written
+    assert cache.load(key) == manifest

@@ -25,6 +25,7 @@ import json
 import os
 import stat
 import struct
+import time
 
 from .._push.ledger import _private_directory, _write
 from ..chunker import CHUNK_SIZE_BYTES
@@ -41,6 +42,9 @@ _HEX_DIGITS = b"0123456789abcdef"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ENTRIES = 64
 MAX_BYTES = 256 * 1024 * 1024
+#: A temporary file (``.tmp-*``) older than this is one a killed writer left; newer ones may be
+#: another pull's entry being written.
+STALE_TEMP_S = 3600
 _READ_FLAGS = (
     os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 )
@@ -156,13 +160,15 @@ def store(key: str, manifest: VersionManifest) -> bool:
 
 def _prune(directory: str, keep: str) -> None:
     entries: list[tuple[float, int, str]] = []
+    abandoned = time.time() - STALE_TEMP_S
     with contextlib.suppress(OSError), os.scandir(directory) as listing:
         for item in listing:
-            if item.name.startswith(".") or not item.name.endswith(".bin"):
-                continue  # another pull's file being written
             with contextlib.suppress(OSError):
                 st = item.stat(follow_symlinks=False)
-                entries.append((st.st_mtime, st.st_size, item.path))
+                if not item.name.startswith("."):
+                    entries.append((st.st_mtime, st.st_size, item.path))
+                elif st.st_mtime < abandoned:  # a temporary file a killed pull left behind
+                    os.unlink(item.path)
     entries.sort(reverse=True)  # newest first
     total = 0
     for index, (_, size, path) in enumerate(entries):
