@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roost import PullOptions, PullResult, PushOptions, Roost, UnsafeManifestPathError
+from roost import NotFoundError, PullOptions, PullResult, PushOptions, Roost, UnsafeManifestPathError
 from roost._pull import cache
 
 from .conftest import MiB, blob, disk_tree, write_tree
@@ -358,3 +358,16 @@ def test_a_temporary_file_a_killed_writer_left_is_removed_later() -> None:
     assert not old.exists()
     assert fresh.exists()  # may be another pull's entry being written
     assert cache.load(key) == manifest
+
+
+async def test_a_pointer_without_a_version_gets_the_servers_own_answer(
+    server: Any, recorded: tuple[Roost, Recording], tmp_path: Path
+) -> None:
+    client, api = recorded
+    await publish(client, server.site_id, tmp_path / "src", {"a.txt": b"a"})
+    api.take()
+    with pytest.raises(NotFoundError) as caught:
+        await pull(client, server.site_id, tmp_path / "dest", ref="previous")  # one version only
+    assert caught.value.code == "version_not_found"
+    assert api.take() == [f"GET /api/roosts/{ROOST}", f"GET /api/roosts/{ROOST}/versions/previous"]
+    assert not (tmp_path / "dest").exists()
