@@ -371,3 +371,16 @@ async def test_a_pointer_without_a_version_gets_the_servers_own_answer(
     assert caught.value.code == "version_not_found"
     assert api.take() == [f"GET /api/roosts/{ROOST}", f"GET /api/roosts/{ROOST}/versions/previous"]
     assert not (tmp_path / "dest").exists()
+
+
+def test_a_path_the_format_cannot_hold_is_not_stored() -> None:
+    from roost._pull.manifest import VersionManifest
+
+    # The path checks refuse a NUL before any store; the format refuses it again, whole.
+    manifest = VersionManifest("9" * 64, 1, ("a\x00b", "c"), (1, 1), ("b" * 64, "d" * 64), verified=True)
+    key = cache.cache_key("https://api.test", "site", "rst_x", "9" * 64)
+    assert not cache.store(key, manifest)
+    assert cache.load(key) is None
+    fine = VersionManifest("9" * 64, 4, ("a b", "c/ü"), (1, 0), ("b" * 64, ""), verified=True)
+    assert cache.store(key, fine)
+    assert cache.load(key) == fine

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import stat
 import struct
+import sys
 import time
+from array import array
+from itertools import accumulate
 
 from .._push.ledger import _private_directory, _write
 from ..chunker import CHUNK_SIZE_BYTES
@@ -34,8 +36,12 @@ from .manifest import VersionManifest
 
 __all__ = ["MAX_BYTES", "MAX_ENTRIES", "MAX_FILE_BYTES", "cache_key", "cache_path", "load", "store"]
 
-MAGIC = b"RPULLMF1"
+MAGIC = b"RPULLMF2"
 _HEADER = struct.Struct("<8sIQ32s")  # magic, key length, payload length, SHA-256 of key + payload
+# The payload: version number, file count, length of the paths (UTF-8, NUL-separated), then the
+# paths, each file's size (int64), and each file's chunk hashes (64 hex each, concatenated).
+_COLUMNS = struct.Struct("<qQQ")
+_SEP = "\x00"
 _HEX = 64
 _HEX_DIGITS = b"0123456789abcdef"
 #: A 20,000-file manifest takes about 2.5 MB; larger ones are pulled without the cache.
@@ -104,35 +110,50 @@ def _parse(data: bytes, key: str) -> VersionManifest | None:
         return None
     if bytes(body[:key_len]) != key.encode("utf-8", "surrogatepass"):
         return None
-    raw = json.loads(bytes(body[key_len:]))
-    number, version_id = raw["number"], raw["id"]
-    paths, sizes, digests = tuple(raw["paths"]), tuple(raw["sizes"]), tuple(raw["digests"])
-    if type(number) is not int or type(version_id) is not str or not key.endswith("\n" + version_id):
-        return None
-    if not len(paths) == len(sizes) == len(digests):
-        return None
+    payload = body[key_len:]
+    number, count, paths_len = _COLUMNS.unpack_from(payload)
+    at = _COLUMNS.size
+    names = bytes(payload[at : at + paths_len]).decode("utf-8", "surrogatepass")
+    paths = tuple(names.split(_SEP)) if count else ()
+    at += paths_len
+    size_column: array[int] = array("q")
+    size_column.frombytes(payload[at : at + 8 * count])
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        size_column.byteswap()
+    sizes = tuple(size_column)
+    hashes = bytes(payload[at + 8 * count :])
     # Written by this user and checksummed; still, a shape that could not have been written is
-    # refused whole: each digest holds one hash per 4 MiB of its file.
-    if {*map(type, paths)} - {str} or {*map(type, sizes)} - {int} or {*map(type, digests)} - {str}:
+    # refused whole: one path and size per file, one 64-hex hash per 4 MiB of each file.
+    if len(paths) != count or len(sizes) != count or min(sizes, default=0) < 0:
         return None
-    if min(sizes, default=0) < 0 or "".join(digests).encode("ascii").translate(None, _HEX_DIGITS):
+    if hashes.translate(None, _HEX_DIGITS):
         return None
-    if list(map(len, digests)) != [_HEX * -(-size // CHUNK_SIZE_BYTES) for size in sizes]:
+    ends = list(accumulate(_HEX * -(-size // CHUNK_SIZE_BYTES) for size in sizes))
+    if (ends[-1] if ends else 0) != len(hashes):
         return None
-    return VersionManifest(version_id, number, paths, sizes, digests, verified=True)
+    text = hashes.decode("ascii")
+    digests = tuple(map(text.__getitem__, map(slice, [0, *ends], ends)))
+    return VersionManifest(key.rpartition("\n")[2], number, paths, sizes, digests, verified=True)
 
 
-def _serialize(key: str, manifest: VersionManifest) -> bytes:
-    payload = json.dumps(
-        {
-            "id": manifest.version_id,
-            "number": manifest.version_number,
-            "paths": manifest.paths,
-            "sizes": manifest.sizes,
-            "digests": manifest.digests,
-        },
-        separators=(",", ":"),
-    ).encode("ascii")  # ensure_ascii: any path, lone surrogates included, round-trips
+def _serialize(key: str, manifest: VersionManifest) -> bytes | None:
+    """The entry's bytes; None for a manifest this format cannot hold (a NUL in a path, which
+    the path checks refuse anyway)."""
+    names = _SEP.join(manifest.paths)
+    if names.count(_SEP) != max(len(manifest.paths) - 1, 0):
+        return None
+    encoded = names.encode("utf-8", "surrogatepass")
+    size_column = array("q", manifest.sizes)
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        size_column.byteswap()
+    payload = b"".join(
+        (
+            _COLUMNS.pack(manifest.version_number, len(manifest.paths), len(encoded)),
+            encoded,
+            size_column.tobytes(),
+            "".join(manifest.digests).encode("ascii"),
+        )
+    )
     key_bytes = key.encode("utf-8", "surrogatepass")
     body = key_bytes + payload
     return _HEADER.pack(MAGIC, len(key_bytes), len(payload), hashlib.sha256(body).digest()) + body
@@ -146,7 +167,7 @@ def store(key: str, manifest: VersionManifest) -> bool:
     if not (manifest.verified and manifest.standard):
         return False
     data = _serialize(key, manifest)
-    if len(data) > MAX_FILE_BYTES:
+    if data is None or len(data) > MAX_FILE_BYTES:
         return False
     path = cache_path(key)
     try:
