@@ -384,3 +384,47 @@ def test_a_path_the_format_cannot_hold_is_not_stored() -> None:
     fine = VersionManifest("9" * 64, 4, ("a b", "c/ü"), (1, 0), ("b" * 64, ""), verified=True)
     assert cache.store(key, fine)
     assert cache.load(key) == fine
+
+
+async def test_a_stale_guess_of_current_is_dropped_with_whatever_it_found(
+    server: Any, recorded: tuple[Roost, Recording], tmp_path: Path
+) -> None:
+    # The last pull left the hint "current = v1"; v1's paths now run through a link in dest, so
+    # inspecting dest against v1 fails. The roost read names v2, which must pull as if no guess.
+    client, api = recorded
+    src = tmp_path / "src"
+    await publish(client, server.site_id, src, {"sub/x.txt": b"x"})
+    dest = tmp_path / "dest"
+    await pull(client, server.site_id, dest)
+    (src / "sub" / "x.txt").unlink()
+    second = await publish(client, server.site_id, src, {"other.txt": b"o"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dest / "sub" / "x.txt").unlink()
+    (dest / "sub").rmdir()
+    (dest / "sub").symlink_to(outside, target_is_directory=True)
+    api.take()
+
+    result = await pull(client, server.site_id, dest)
+
+    assert result.version_id == second
+    assert (dest / "other.txt").read_bytes() == b"o"
+    assert (dest / "sub").is_symlink()
+    assert list(outside.iterdir()) == []
+    assert len(manifest_gets(api.take())) == 1  # v2 was not cached yet
+    again = await pull(client, server.site_id, dest)  # the hint is v2 now, and confirmed
+    assert manifest_gets(api.take()) == []
+    assert again.stats.unchanged_files == 1
+
+
+def test_a_hint_is_bound_to_its_key_and_must_be_a_version_id() -> None:
+    key = cache.cache_key("https://api.test", "site", "rst_x", "@current")
+    assert cache.load_hint(key) is None
+    assert cache.store_hint(key, "7" * 64)
+    assert cache.load_hint(key) == "7" * 64
+    assert cache.load_hint(cache.cache_key("https://api.test", "site", "rst_y", "@current")) is None
+    assert cache.store_hint(key, "not hex" + "0" * 57)
+    assert cache.load_hint(key) is None
+    Path(cache.cache_path(key, ".hint")).chmod(0o644)
+    assert cache.store_hint(key, "7" * 64)  # rewritten owner-only
+    assert cache.load_hint(key) == "7" * 64

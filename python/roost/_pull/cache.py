@@ -34,9 +34,20 @@ from ..chunker import CHUNK_SIZE_BYTES
 from ..chunker._hash_cache import cache_dir
 from .manifest import VersionManifest
 
-__all__ = ["MAX_BYTES", "MAX_ENTRIES", "MAX_FILE_BYTES", "cache_key", "cache_path", "load", "store"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_ENTRIES",
+    "MAX_FILE_BYTES",
+    "cache_key",
+    "cache_path",
+    "load",
+    "load_hint",
+    "store",
+    "store_hint",
+]
 
 MAGIC = b"RPULLMF2"
+_HINT_MAGIC = b"RPULLHN1"
 _HEADER = struct.Struct("<8sIQ32s")  # magic, key length, payload length, SHA-256 of key + payload
 # The payload: version number, file count, length of the paths (UTF-8, NUL-separated), then the
 # paths, each file's size (int64), and each file's chunk hashes (64 hex each, concatenated).
@@ -60,10 +71,10 @@ def cache_key(api_url: str, site_id: str, roost_id: str, version_id: str) -> str
     return f"{api_url.rstrip('/')}\n{site_id}\n{roost_id}\n{version_id}"
 
 
-def cache_path(key: str) -> str:
-    """The file of one entry; none of the key's values is readable from the name."""
+def cache_path(key: str, suffix: str = ".bin") -> str:
+    """The file of one entry (``.hint`` for a hint); none of the key's values is readable from the name."""
     name = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return os.path.join(cache_dir(), "pull-manifests", name + ".bin")
+    return os.path.join(cache_dir(), "pull-manifests", name + suffix)
 
 
 def _trusted(st: os.stat_result) -> bool:
@@ -77,20 +88,9 @@ def _trusted(st: os.stat_result) -> bool:
 def load(key: str) -> VersionManifest | None:
     """The cached manifest of ``key``, or None when there is none or it cannot be trusted (never raises)."""
     path = cache_path(key)
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError:
+    data = _read_trusted(path)
+    if data is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if not _trusted(st):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     try:
         manifest = _parse(data, key)
     except (ValueError, TypeError, KeyError, IndexError, struct.error):
@@ -99,6 +99,44 @@ def load(key: str) -> VersionManifest | None:
         with contextlib.suppress(OSError):  # least recently used goes first
             os.utime(path)
     return manifest
+
+
+def _read_trusted(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not _trusted(os.fstat(fd)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def load_hint(key: str) -> str | None:
+    """The version id stored by :func:`store_hint` under ``key`` (a guess for the caller to
+    confirm), or None (never raises)."""
+    data = _read_trusted(cache_path(key, ".hint"))
+    expected = _HINT_MAGIC + key.encode("utf-8", "surrogatepass") + b"\n"
+    if data is None or len(data) != len(expected) + _HEX or not data.startswith(expected):
+        return None
+    version_id = data[len(expected) :]
+    return None if version_id.translate(None, _HEX_DIGITS) else version_id.decode("ascii")
+
+
+def store_hint(key: str, version_id: str) -> bool:
+    """Blocking: remember ``version_id`` under ``key``; False when it could not be written."""
+    path = cache_path(key, ".hint")
+    try:
+        _private_directory(os.path.dirname(path))
+        _write(path, _HINT_MAGIC + key.encode("utf-8", "surrogatepass") + b"\n" + version_id.encode("ascii"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _parse(data: bytes, key: str) -> VersionManifest | None:

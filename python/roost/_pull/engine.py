@@ -23,7 +23,7 @@ from .local import remove_empty_parents, remove_local, scan_destination
 from .manifest import VersionManifest
 from .paths import DestLayout, check_manifest_paths, inspect_destination
 from .plan import PullPlan, Target, build_plan, under
-from .source import load_manifest
+from .source import guess_manifest, is_pointer, load_manifest, remember, resolve_version_id
 from .transfer import ChunkFetcher, download_chunk, download_urls
 from .types import (
     PullOptions,
@@ -65,6 +65,17 @@ class _Discovery:
     manifest: VersionManifest | None = None
     layout: DestLayout = field(default_factory=DestLayout)
     local: list[ChunkedFileEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Guess:
+    """A pointer ref's speculation (see :func:`.source.guess_manifest`) and the version it resolved to."""
+
+    resolved: str | None = None
+    hinted: str | None = None
+    manifest: VersionManifest | None = None
+    layout: DestLayout = field(default_factory=DestLayout)
+    error: Exception | None = None
 
 
 @dataclass(slots=True)
@@ -162,8 +173,37 @@ async def pull_directory(
     started = time.perf_counter()
     found = _Discovery()
 
+    inspect = functools.partial(inspect_destination, delete=opts.delete or opts.check)
+    guess = _Guess()
+
+    async def resolve() -> None:
+        guess.resolved = await resolve_version_id(http, roost_id, opts.site_id, opts.ref)
+
+    async def speculate() -> None:
+        # Never raises: what it found counts only if the roost read confirms the version.
+        guess.hinted, manifest = await guess_manifest(http, roost_id, opts.site_id, opts.ref)
+        if manifest is not None and exists:
+            try:
+                guess.layout = await _thread(inspect, root, manifest.paths)
+            except Exception as error:  # raised below if this is the version after all
+                guess.error = error
+        guess.manifest = manifest
+
     async def read_manifest() -> None:
-        loaded = await load_manifest(http, roost_id, opts.site_id, opts.ref, use_cache=opts.cache)
+        if opts.cache:
+            async with crew() as steps:
+                steps.spawn(resolve)
+                steps.spawn(speculate)
+        version_id = guess.resolved
+        if version_id is not None and version_id != guess.hinted and is_pointer(opts.ref):
+            await _thread(remember, http, roost_id, opts.site_id, opts.ref, version_id)
+        if guess.manifest is not None and guess.manifest.version_id == version_id:
+            found.manifest = guess.manifest  # a cached one: its checks passed when it was stored
+            if guess.error is not None:
+                raise guess.error
+            found.layout = guess.layout
+            return
+        loaded = await load_manifest(http, roost_id, opts.site_id, opts.ref, version_id, use_cache=opts.cache)
         found.manifest = loaded.manifest
         paths = found.manifest.paths
         if not loaded.cached:  # a cached manifest passed these checks when it was stored
@@ -171,9 +211,7 @@ async def pull_directory(
             if loaded.key is not None:
                 await _thread(cache.store, loaded.key, loaded.manifest)
         if exists:
-            found.layout = await _thread(
-                functools.partial(inspect_destination, delete=opts.delete or opts.check), root, paths
-            )
+            found.layout = await _thread(inspect, root, paths)
 
     async def scan() -> None:
         found.local = await scan_destination(root, cache=opts.cache)

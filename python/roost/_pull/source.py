@@ -14,6 +14,10 @@ immutable, so only that step can go stale):
 
 On a miss the manifest is read by that id (never by ``ref`` again: a publish in between cannot
 swap the version resolved), and stored once its paths passed the checks (see :mod:`.cache`).
+
+For a pointer, the version it named at the last pull is a hint: its cached manifest is loaded
+(and the destination inspected against it) while the roost read is in flight, and used only
+when the read names that same version.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from ..resources._common import require_id, version_ref_segment
 from . import cache
 from .manifest import VersionManifest, fetch_manifest
 
-__all__ = ["LoadedManifest", "load_manifest", "resolve_version_id"]
+__all__ = [
+    "LoadedManifest",
+    "guess_manifest",
+    "is_pointer",
+    "load_manifest",
+    "remember",
+    "resolve_version_id",
+]
 
 _VERSION_ID = re.compile(r"[0-9a-f]{64}\Z")
 _POINTERS = {"current": "currentVersionId", "previous": "previousVersionId"}
@@ -67,15 +78,57 @@ async def resolve_version_id(http: RoostClient, roost_id: str, site_id: str, ref
     return _version_id(response.data, "versionId")
 
 
+def _pointer(ref: str | int) -> str | None:
+    text = version_ref_segment(ref, "PullOptions.ref")
+    return text if text in _POINTERS else None
+
+
+def is_pointer(ref: str | int) -> bool:
+    """Whether ``ref`` names a roost pointer (``current``, ``previous``), which moves on publish."""
+    return _pointer(ref) is not None
+
+
+def _hint_key(api_url: str, site_id: str, roost_id: str, pointer: str) -> str:
+    # "@" cannot start a version id: the hint of a pointer never shares a name with a manifest.
+    return cache.cache_key(api_url, site_id, roost_id, "@" + pointer)
+
+
+def _guess(
+    api_url: str, site_id: str, roost_id: str, pointer: str
+) -> tuple[str | None, VersionManifest | None]:
+    hinted = cache.load_hint(_hint_key(api_url, site_id, roost_id, pointer))
+    if hinted is None:
+        return None, None
+    return hinted, cache.load(cache.cache_key(api_url, site_id, roost_id, hinted))
+
+
+async def guess_manifest(
+    http: RoostClient, roost_id: str, site_id: str, ref: str | int
+) -> tuple[str | None, VersionManifest | None]:
+    """For ``current``/``previous``: the version id the pointer named at this machine's last pull
+    (a hint, never trusted) and that version's cached manifest, so that the manifest can be
+    loaded and the destination inspected while the roost read is in flight; the engine uses them
+    only when the read names the same version. ``(None, None)`` for other refs or no hint."""
+    pointer = _pointer(ref)
+    if pointer is None:
+        return None, None
+    return await anyio.to_thread.run_sync(_guess, http.api_url, site_id, roost_id, pointer)
+
+
+def remember(http: RoostClient, roost_id: str, site_id: str, ref: str | int, version_id: str) -> None:
+    """Blocking: the hint for :func:`guess_manifest` (only for a pointer ref; best effort)."""
+    pointer = _pointer(ref)
+    if pointer is not None:
+        cache.store_hint(_hint_key(http.api_url, site_id, roost_id, pointer), version_id)
+
+
 async def load_manifest(
-    http: RoostClient, roost_id: str, site_id: str, ref: str | int, *, use_cache: bool
+    http: RoostClient, roost_id: str, site_id: str, ref: str | int, version_id: str | None, *, use_cache: bool
 ) -> LoadedManifest:
-    """The manifest of ``ref``: from the cache on a hit, else fetched (not yet stored: the caller
+    """The manifest of ``ref``, resolved to ``version_id`` (:func:`resolve_version_id`; None: not
+    resolved, or caching off): from the cache on a hit, else fetched (not yet stored: the caller
     stores it with :func:`cache.store` once its paths passed the checks)."""
-    if not use_cache:
-        return LoadedManifest(await fetch_manifest(http, roost_id, site_id, ref), cached=False)
-    version_id = await resolve_version_id(http, roost_id, site_id, ref)
-    if version_id is None:
+    if not use_cache or version_id is None:
         return LoadedManifest(await fetch_manifest(http, roost_id, site_id, ref), cached=False)
     key = cache.cache_key(http.api_url, site_id, roost_id, version_id)
     hit = await anyio.to_thread.run_sync(cache.load, key)
