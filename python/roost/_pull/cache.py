@@ -15,6 +15,9 @@ with the magic, a SHA-256 of its body that matches and the same key inside; anyt
 corrupt, truncated, foreign or loosened file) is ignored whole, never in part, and replaced on the
 next miss. At most :data:`MAX_ENTRIES` files and :data:`MAX_BYTES` bytes are kept: the least
 recently used (mtime, refreshed on each hit) go first.
+
+Beside the entries, ``.hint`` files remember which version a pointer (``current``) named at the
+last pull, under the same rules; a hint is only a guess the caller confirms with the API.
 """
 
 from __future__ import annotations
