@@ -252,6 +252,23 @@ async def test_an_obstacle_fails_before_writing_unless_delete(
     assert disk_tree(dest) == {"a/b.txt": b"b", "z.txt": b"z"}
 
 
+async def test_a_directory_at_a_final_path_is_an_obstacle_in_a_listed_directory(
+    server: Any, client: Roost, tmp_path: Path
+) -> None:
+    # The parents exist as real directories, so the answer comes from their listing, not an lstat.
+    await publish(client, server.site_id, tmp_path / "src", {"sub/z.txt": b"z", "sub/keep.txt": b"k"})
+    dest = tmp_path / "dest"
+    write_tree(dest, {"sub/z.txt/inside": b"a directory where a file must go", "sub/keep.txt": b"k"})
+
+    with pytest.raises(FileExistsError, match=r"'sub/z\.txt'"):
+        await pull(client, server.site_id, dest)
+    assert (dest / "sub" / "z.txt" / "inside").exists()
+
+    result = await pull(client, server.site_id, dest, delete=True)
+    assert result.in_sync
+    assert disk_tree(dest) == {"sub/z.txt": b"z", "sub/keep.txt": b"k"}
+
+
 async def test_progress_moves_while_one_chunk_downloads(server: Any, client: Roost, tmp_path: Path) -> None:
     await publish(client, server.site_id, tmp_path / "src", {"one.bin": blob(9, 4 * MiB)})
     server.set_faults("storage_bandwidth_mbps=4")  # about a second for the chunk

@@ -49,6 +49,10 @@ class FakeServer:
     requests: list[httpx.Request] = field(default_factory=list)
     mints: int = 0
     gets: dict[str, int] = field(default_factory=dict)
+    version_id: str = "a" * 64
+
+    def body(self) -> dict[str, Any]:
+        return {"schemaVersion": 2, "files": self.files}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -66,8 +70,12 @@ class FakeServer:
             urls = {h: f"{STORAGE}/c/{h}?sig={self.mints}" for h in hashes}
             return httpx.Response(200, json={"urls": urls, "expiresAt": "2999-01-01T00:00:00Z"})
         if request.url.path.startswith(f"/api/roosts/{ROOST}/versions/"):
-            body = {"schemaVersion": 2, "files": self.files}
-            return httpx.Response(200, json={"versionId": "a" * 64, "versionNumber": 3, "version": body})
+            document = {"versionId": self.version_id, "versionNumber": 3, "version": self.body()}
+            return httpx.Response(200, json=document)
+        if request.url.path == f"/api/roosts/{ROOST}":
+            return httpx.Response(
+                200, json={"roostId": ROOST, "siteId": SITE, "currentVersionId": self.version_id}
+            )
         return httpx.Response(404, json={"title": "not found"})
 
     def storage_requests(self) -> list[httpx.Request]:

@@ -18,10 +18,12 @@ from .._push.tasks import ByteBudget, Emitter, crew
 from ..chunker import CHUNK_SIZE_BYTES, ChunkedFileEntry
 from ..client import RoostClient
 from ..resources._common import version_ref_segment
+from . import cache
 from .local import remove_empty_parents, remove_local, scan_destination
-from .manifest import VersionManifest, fetch_manifest
+from .manifest import VersionManifest
 from .paths import DestLayout, check_manifest_paths, inspect_destination
 from .plan import PullPlan, Target, build_plan, under
+from .source import guess_manifest, is_pointer, load_manifest, remember, resolve_version_id
 from .transfer import ChunkFetcher, download_chunk, download_urls
 from .types import (
     PullOptions,
@@ -63,6 +65,17 @@ class _Discovery:
     manifest: VersionManifest | None = None
     layout: DestLayout = field(default_factory=DestLayout)
     local: list[ChunkedFileEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Guess:
+    """A pointer ref's speculation (see :func:`.source.guess_manifest`) and the version it resolved to."""
+
+    resolved: str | None = None
+    hinted: str | None = None
+    manifest: VersionManifest | None = None
+    layout: DestLayout = field(default_factory=DestLayout)
+    error: Exception | None = None
 
 
 @dataclass(slots=True)
@@ -108,8 +121,8 @@ class _Meter:
             await self._send()
 
 
-def _validate(roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) -> str:
-    """Check the arguments before any I/O; returns the destination, resolved."""
+def _validate(roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) -> tuple[str, bool]:
+    """Check the arguments before any I/O; returns the destination, resolved, and whether it exists."""
     if not isinstance(opts, PullOptions):
         raise TypeError(f"pull: opts must be a PullOptions, got {type(opts).__name__}")
     for name, value in (("roost_id", roost_id), ("PullOptions.site_id", opts.site_id)):
@@ -126,7 +139,8 @@ def _validate(roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) ->
         raise ValueError(f"pull: dest must be a non-empty str path, got {path!r}")
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(20, f"pull: destination {path!r} is not a directory", path)
-    return os.path.realpath(path)
+    root = os.path.realpath(path)
+    return root, os.path.isdir(root)
 
 
 async def _thread(func: Callable[..., Any], *args: Any, limiter: anyio.CapacityLimiter | None = None) -> Any:
@@ -142,8 +156,10 @@ async def pull_directory(
 ) -> PullResult:
     """Rebuild version ``opts.ref`` of ``roost_id`` under ``dest``.
 
-    1. manifest: the version's files and chunks; every path checked (nothing is written when one
-       is unsafe), then the destination's parents and final paths inspected for links;
+    1. manifest: the version's files and chunks, from the manifest cache when this machine
+       pulled that version before (see :mod:`.source`), else fetched, every path checked
+       (nothing is written when one is unsafe) and cached; then the destination's parents and
+       final paths inspected for links;
     2. scan: the destination through the chunker and its hash cache (``discover`` event);
     3. plan: unchanged files are left alone; chunks found in any destination file are copied
        locally, the rest downloaded, each once (``plan`` event); ``check`` stops here;
@@ -152,33 +168,63 @@ async def pull_directory(
     5. with ``delete``, files not in the version are removed (and directories left empty);
        temporary files a killed pull left behind are removed.
     """
-    root = _validate(roost_id, dest, opts)
+    root, exists = _validate(roost_id, dest, opts)
     emit = _Progress(opts.on_progress)
     started = time.perf_counter()
-    exists = await _thread(os.path.isdir, root)
     found = _Discovery()
 
+    inspect = functools.partial(inspect_destination, delete=opts.delete or opts.check)
+    guess = _Guess()
+
+    async def resolve() -> None:
+        guess.resolved = await resolve_version_id(http, roost_id, opts.site_id, opts.ref)
+
+    async def speculate() -> None:
+        # Never raises: what it found counts only if the roost read confirms the version.
+        guess.hinted, manifest = await guess_manifest(http, roost_id, opts.site_id, opts.ref)
+        if manifest is not None and exists:
+            try:
+                guess.layout = await _thread(inspect, root, manifest.paths)
+            except Exception as error:  # raised below if this is the version after all
+                guess.error = error
+        guess.manifest = manifest
+
     async def read_manifest() -> None:
-        found.manifest = await fetch_manifest(http, roost_id, opts.site_id, opts.ref)
-        paths = [entry.path for entry in found.manifest.files]
-        check_manifest_paths(paths)
+        if opts.cache:
+            async with crew() as steps:
+                steps.spawn(resolve)
+                steps.spawn(speculate)
+        version_id = guess.resolved
+        if version_id is not None and version_id != guess.hinted and is_pointer(opts.ref):
+            await _thread(remember, http, roost_id, opts.site_id, opts.ref, version_id)
+        if guess.manifest is not None and guess.manifest.version_id == version_id:
+            found.manifest = guess.manifest  # a cached one: its checks passed when it was stored
+            if guess.error is not None:
+                raise guess.error
+            found.layout = guess.layout
+            return
+        loaded = await load_manifest(http, roost_id, opts.site_id, opts.ref, version_id, use_cache=opts.cache)
+        found.manifest = loaded.manifest
+        paths = found.manifest.paths
+        if not loaded.cached:  # a cached manifest passed these checks when it was stored
+            check_manifest_paths(paths)
+            if loaded.key is not None:
+                await _thread(cache.store, loaded.key, loaded.manifest)
         if exists:
-            found.layout = await _thread(
-                functools.partial(inspect_destination, delete=opts.delete or opts.check), root, paths
-            )
+            found.layout = await _thread(inspect, root, paths)
 
     async def scan() -> None:
         found.local = await scan_destination(root, cache=opts.cache)
 
-    # The scan only reads, so it runs while the manifest is fetched and checked (an unsafe one
-    # cancels it): on a re-pull the two take about as long as each other.
+    # The scan only reads, so it runs while the manifest is resolved, loaded and checked (an
+    # unsafe one cancels it). It starts first: on a re-pull it is the longer of the two.
     async with crew() as tasks:
-        tasks.spawn(read_manifest)
         if exists:
             tasks.spawn(scan)
+        tasks.spawn(read_manifest)
     manifest, layout, local = found.manifest, found.layout, found.local
     assert manifest is not None
-    await emit(PullProgressDiscover(file_count=len(manifest.files), total_bytes=manifest.total_bytes))
+    await emit(PullProgressDiscover(file_count=len(manifest.paths), total_bytes=manifest.total_bytes))
     plan = build_plan(root, manifest, local, layout)
     await emit(
         PullProgressPlan(
@@ -190,7 +236,8 @@ async def pull_directory(
     )
     planned = time.perf_counter()
     tally = _Tally()
-    if not opts.check:
+    work = plan.targets or layout.obstacles or plan.stale_temps or (opts.delete and plan.removed)
+    if work and not opts.check:  # an unchanged tree (a re-pull) costs no worker-thread round trip
         try:
             await _apply(http, root, plan, layout, opts, emit, tally)
         except BaseException:
@@ -210,7 +257,7 @@ async def pull_directory(
 
 def _result(manifest: VersionManifest, plan: PullPlan, tally: _Tally, opts: PullOptions) -> PullResult:
     stats = PullStats(
-        file_count=len(manifest.files),
+        file_count=len(manifest.paths),
         total_bytes=manifest.total_bytes,
         unchanged_files=len(plan.unchanged),
         written_files=sum(1 for target in plan.targets if target.done),

@@ -7,8 +7,11 @@ inside the destination (checked in :mod:`roost._pull.paths`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._wire import MalformedResponseError
@@ -16,11 +19,20 @@ from ..chunker import CHUNK_SIZE_BYTES, ChunkDescriptor
 from ..client import RoostClient
 from ..resources.versions import Versions
 
-__all__ = ["FILES_PAGE_SIZE", "RemoteFile", "VersionManifest", "fetch_manifest", "parse_files"]
+__all__ = [
+    "FILES_PAGE_SIZE",
+    "RemoteFile",
+    "VersionManifest",
+    "body_matches_id",
+    "chunk_digest",
+    "fetch_manifest",
+    "parse_files",
+]
 
 #: The files route's largest page (used only when the version document carries no file list).
 FILES_PAGE_SIZE = 500
 _HASH = re.compile(r"[0-9a-f]{64}\Z")
+_HEX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +44,82 @@ class RemoteFile:
     chunks: tuple[ChunkDescriptor, ...]
 
 
+def chunk_digest(chunks: Sequence[ChunkDescriptor]) -> str:
+    """A file's chunk hashes, concatenated: two files' are equal exactly when their chunks are
+    (64 hex characters a chunk, and a hash names its bytes, so their size too)."""
+    return chunks[0].hash if len(chunks) == 1 else "".join(chunk.hash for chunk in chunks)
+
+
+def _standard(entry: RemoteFile) -> bool:
+    chunks = entry.chunks
+    if not chunks:
+        return entry.size == 0
+    return chunks[-1].size == entry.size - CHUNK_SIZE_BYTES * (len(chunks) - 1) and all(
+        chunk.size == CHUNK_SIZE_BYTES for chunk in chunks[:-1]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VersionManifest:
+    """A version's files, as columns: ``paths``, ``sizes`` and ``digests`` (:func:`chunk_digest`
+    of each file's chunks) are all a re-pull compares; :meth:`file` gives one file with its
+    chunks, only for the files that have to be written.
+
+    ``parsed`` holds the entries as the server listed them (any chunk sizes); without it (a
+    cached manifest) the chunks are the SDK's cut, 4 MiB each, the last one shorter.
+    ``verified``: the body the server sent hashes to ``version_id``, so these are the files of
+    that id whoever served them (only such a manifest is cached).
+    """
+
     version_id: str
     version_number: int
-    files: tuple[RemoteFile, ...]
+    paths: tuple[str, ...]
+    sizes: tuple[int, ...]
+    digests: tuple[str, ...]
+    verified: bool = False
+    parsed: tuple[RemoteFile, ...] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls, version_id: str, version_number: int, files: tuple[RemoteFile, ...], *, verified: bool = False
+    ) -> VersionManifest:
+        paths = tuple(entry.path for entry in files)
+        sizes = tuple(entry.size for entry in files)
+        digests = tuple(chunk_digest(entry.chunks) for entry in files)
+        return cls(version_id, version_number, paths, sizes, digests, verified, files)
 
     @property
     def total_bytes(self) -> int:
-        return sum(entry.size for entry in self.files)
+        return sum(self.sizes)
+
+    @property
+    def standard(self) -> bool:
+        """Whether the columns alone rebuild every file (each cut the SDK's way)."""
+        return self.parsed is None or all(map(_standard, self.parsed))
+
+    def file(self, index: int) -> RemoteFile:
+        if self.parsed is not None:
+            return self.parsed[index]
+        size, digest = self.sizes[index], self.digests[index]
+        count = len(digest) // _HEX
+        chunks = tuple(
+            ChunkDescriptor(
+                digest[_HEX * at : _HEX * at + _HEX], min(CHUNK_SIZE_BYTES, size - CHUNK_SIZE_BYTES * at)
+            )
+            for at in range(count)
+        )
+        return RemoteFile(self.paths[index], size, chunks)
+
+
+def body_matches_id(body: Any, version_id: str) -> bool:
+    """Whether ``body`` is the version ``version_id`` names: the server's id is the SHA-256 of the
+    body's key-sorted, compact JSON. A body this encoder does not reproduce byte for byte (a
+    float, keys whose UTF-16 order differs from code-point order) is only reported False."""
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest() == version_id
+    except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        return False
 
 
 def _count(value: Any) -> int | None:
@@ -109,4 +188,6 @@ async def fetch_manifest(http: RoostClient, roost_id: str, site_id: str, ref: st
             row
             async for row in versions.files(roost_id, version_id, site_id=site_id, page_size=FILES_PAGE_SIZE)
         ]
-    return VersionManifest(version_id, number, parse_files(rows, where))
+        return VersionManifest.of(version_id, number, parse_files(rows, where))
+    files = parse_files(rows, where)
+    return VersionManifest.of(version_id, number, files, verified=body_matches_id(body, version_id))

@@ -98,49 +98,99 @@ def _kind(full: str) -> str:
     return "file"
 
 
+def _entry_kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "link"
+    return "dir" if entry.is_dir(follow_symlinks=False) else "file"  # a FIFO, socket...: "file"
+
+
+def _list_directories(prefix: str, parents: set[str]) -> tuple[set[str], dict[str, str]]:
+    """Blocking: list the directories the manifest's files go into (``parents`` and every
+    directory above them), each once, parents first.
+
+    Returns the directories whose whole chain up to ``dest`` is real directories (listed), and the
+    kind of each entry in them that is not a regular file ("link", "dir", "file" for a special
+    file): one ``readdir`` per directory instead of an ``lstat`` per file, and the type comes
+    with each entry (``d_type``; where the file system has none, Python lstats it).
+    """
+    needed: set[str] = set()
+    for parent in parents:
+        while parent and parent not in needed:
+            needed.add(parent)
+            parent = parent.rpartition("/")[0]
+    real: set[str] = set()
+    odd: dict[str, str] = {}
+    for rel in ["", *sorted(needed, key=lambda d: d.count("/"))]:
+        if rel and (rel.rpartition("/")[0] not in real or odd.get(rel) != "dir"):
+            continue  # missing, a file, a link, or under one: those paths take the lstat walk
+        lead = rel + "/" if rel else ""
+        try:
+            with os.scandir(prefix + rel.replace("/", os.sep) if rel else prefix) as listing:
+                for entry in listing:
+                    if not entry.is_file(follow_symlinks=False):
+                        odd[lead + entry.name] = _entry_kind(entry)
+        except OSError:  # unreadable (or gone): its files take the lstat walk
+            continue
+        real.add(rel)
+    return real, odd
+
+
 def inspect_destination(dest: str, paths: Iterable[str], *, delete: bool) -> DestLayout:
-    """Blocking: lstat each manifest path's parents and the path itself under ``dest`` (resolved).
+    """Blocking: what is at each manifest path's parents and at the path itself under ``dest`` (resolved).
 
     A parent that is a symbolic link raises :class:`UnsafeManifestPathError` (the write would
     follow it, possibly out of ``dest``). An obstacle raises ``FileExistsError`` naming it unless
-    ``delete`` (then it is listed, to be removed before writing).
+    ``delete`` (then it is listed, to be removed before writing). Paths in directories that
+    exist as real directories are answered from one listing per directory; the others (a parent
+    missing, a file or a link) by ``lstat``-ing their parents in turn.
     """
+    ordered = list(paths)
     layout = DestLayout()
-    kinds: dict[str, str] = {}
     obstacles: set[str] = set()
-    real_dirs: set[str] = set()  # parents whose whole chain is known to be real directories
     prefix = dest.rstrip(os.sep) + os.sep
-
-    def kind(rel: str) -> str:
-        found = kinds.get(rel)
-        if found is None:
-            found = kinds[rel] = _kind(prefix + rel.replace("/", os.sep))
-        return found
-
-    for path in paths:
-        cut = path.rfind("/")
-        parent = path[:cut] if cut > 0 else ""
-        if parent and parent not in real_dirs:
-            parts = path.split("/")
-            blocked = False
-            for end in range(1, len(parts)):
-                step = "/".join(parts[:end])
-                step_kind = kind(step)
-                if step_kind == "link":
-                    raise UnsafeManifestPathError(path, f"{step!r} in the destination is a symbolic link")
-                if step_kind != "dir":
-                    if step_kind == "file":
-                        obstacles.add(step)
-                    blocked = True
-                    break
-            if blocked:
-                continue
-            real_dirs.add(parent)
-        final_kind = _kind(prefix + path.replace("/", os.sep))
-        if final_kind == "link":
+    parents = {path.rpartition("/")[0] for path in ordered}
+    listed, odd = _list_directories(prefix, parents)
+    for path in odd.keys() & set(ordered):
+        if odd[path] == "link":
             layout.links.add(path)
-        elif final_kind == "dir":
+        elif odd[path] == "dir":
             obstacles.add(path)
+    unlisted = parents - listed
+    if unlisted:
+        kinds: dict[str, str] = {}
+        real_dirs: set[str] = set()  # parents whose whole chain is known to be real directories
+
+        def kind(rel: str) -> str:
+            found = kinds.get(rel)
+            if found is None:
+                found = kinds[rel] = _kind(prefix + rel.replace("/", os.sep))
+            return found
+
+        for path in ordered:
+            parent = path.rpartition("/")[0]
+            if parent not in unlisted:
+                continue
+            if parent not in real_dirs:
+                parts = path.split("/")
+                blocked = False
+                for end in range(1, len(parts)):
+                    step = "/".join(parts[:end])
+                    step_kind = kind(step)
+                    if step_kind == "link":
+                        raise UnsafeManifestPathError(path, f"{step!r} in the destination is a symbolic link")
+                    if step_kind != "dir":
+                        if step_kind == "file":
+                            obstacles.add(step)
+                        blocked = True
+                        break
+                if blocked:
+                    continue
+                real_dirs.add(parent)
+            final_kind = _kind(prefix + path.replace("/", os.sep))
+            if final_kind == "link":
+                layout.links.add(path)
+            elif final_kind == "dir":
+                obstacles.add(path)
     if obstacles and not delete:
         first = min(obstacles)
         raise FileExistsError(

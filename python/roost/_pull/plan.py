@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..chunker import ChunkedFileEntry
 from .local import is_temp_path, new_temp_path
-from .manifest import VersionManifest
+from .manifest import VersionManifest, chunk_digest
 from .paths import DestLayout
 
 __all__ = ["LocalChunk", "PullPlan", "Target", "build_plan", "under"]
@@ -75,26 +75,32 @@ def build_plan(
     it (first in path order), else is downloaded, each distinct chunk once. Entries inside an
     obstacle are not used as sources: obstacles are removed before anything is copied.
     """
-    wanted = {entry.path for entry in manifest.files}
-    local_by_path: dict[str, ChunkedFileEntry] = {}
+    # Hot on a re-pull (once per file of the version and of the destination): set operations and
+    # one comparison of the chunk digests per file.
+    wanted = set(manifest.paths)
+    local_by_path = {entry.path: entry for entry in local}
     stale_temps: list[str] = []
     removed: list[str] = []
-    for entry in local:
-        if entry.path not in wanted and is_temp_path(entry.path):
-            stale_temps.append(entry.path)
-            continue
-        local_by_path[entry.path] = entry
-        if entry.path not in wanted:
-            removed.append(entry.path)
+    for path in sorted(local_by_path.keys() - wanted):  # the scan's (path) order
+        if is_temp_path(path):
+            stale_temps.append(path)
+            del local_by_path[path]
+        else:
+            removed.append(path)
 
     plan = PullPlan([], [], [], [], removed, stale_temps, {}, {})
     links = layout.links
-    for remote in manifest.files:
-        mine = local_by_path.get(remote.path)
-        if mine is not None and mine.chunks == remote.chunks and remote.path not in links:
-            plan.unchanged.append(remote.path)
-            continue
-        (plan.added if mine is None else plan.changed).append(remote.path)
+    unchanged = plan.unchanged
+    mine_of = map(local_by_path.get, manifest.paths)
+    rows = zip(manifest.paths, manifest.sizes, manifest.digests, mine_of, strict=True)
+    for index, (path, size, digest, mine) in enumerate(rows):
+        if mine is not None and mine.size == size and path not in links:
+            chunks = mine.chunks
+            if (chunks[0].hash if len(chunks) == 1 else chunk_digest(chunks)) == digest:
+                unchanged.append(path)
+                continue
+        (plan.added if mine is None else plan.changed).append(path)
+        remote = manifest.file(index)
         final = os.path.join(dest, *remote.path.split("/"))
         target = Target(remote.path, final, new_temp_path(final), remote.size, len(remote.chunks))
         plan.targets.append(target)

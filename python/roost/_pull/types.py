@@ -67,7 +67,11 @@ class PullOptions:
     - ``delete``: remove files under the destination that are not in the version.
     - ``check``: compare only; nothing is downloaded or written (see :class:`PullResult`).
     - ``concurrency``: chunk downloads in flight (same byte budget as the push).
-    - ``cache``: use the local hash cache for the destination's files.
+    - ``cache``: use the local caches: the hash cache for the destination's files, and the
+      manifest cache, which keeps the checked file list of each version pulled (a version id
+      names one content forever), so that a re-pull reads no manifest: ``"current"`` and
+      ``"previous"`` then cost the roost read, a version number one row of its file list, a
+      version id no call at all. ``False`` neither reads nor writes either.
     - ``fsync``: flush each file to disk before it is renamed into place, so that a crash (of
       the machine, not only of the process) never leaves a final path with partial content;
       ``False`` is faster on slow disks and still never exposes a partial file to readers.
