@@ -6,10 +6,12 @@ import pickle
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from roost import PushOptions, UnportablePath, UnportablePathError
 from roost._push import push_directory
-from roost._push.portable import unportable_paths
+from roost._push.portable import _all_portable, unportable_paths
 
 from .fakes import SITE, FakeApi, rebuild, write_tree
 
@@ -133,3 +135,22 @@ async def test_allow_unportable_paths_publishes_them_verbatim(tmp_path: Path) ->
             http, tmp_path, ROOST, PushOptions(site_id=SITE, allow_unportable_paths=True)
         )
     assert rebuild(api, result.version_id) == files
+
+
+_TRICKY = st.text(alphabet="aAcCoOnNuUlLpPtTxX1\u00b9 .:<\\\x01\u017f\u00e9", min_size=1, max_size=6)
+_PATHS = st.lists(st.lists(_TRICKY, min_size=1, max_size=3).map("/".join), min_size=1, max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PATHS)
+def test_the_whole_tree_check_never_passes_a_path_the_exact_check_refuses(paths: list[str]) -> None:
+    # the fast answer for a whole tree is only ever "all portable"; doubts go to the exact pass
+    if _all_portable(paths):
+        assert unportable_paths(paths) == []
+    assert unportable_paths(paths) == unportable_paths(list(paths))
+
+
+def test_a_long_name_under_a_short_path_rule_still_counts() -> None:
+    assert _all_portable(["a/" + "x" * 120]) is True
+    assert _all_portable(["a/" + "\u00e9" * 200]) is False
+    assert [p.path for p in unportable_paths(["ok", "a/" + "x" * 300])] == ["a/" + "x" * 300]

@@ -275,6 +275,8 @@ async def push_directory(
                 verify=opts.verify_cache,
                 held=held,
                 on_walk=check_names,
+                # per-file hash events: for the caller's callback, and the first one starts the read
+                file_events=lambda: emit.active or watch.start_read is not None,
             )
             with send:
                 await route_scan(router, root, scan, ready)

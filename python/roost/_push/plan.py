@@ -107,6 +107,8 @@ def build_manifest(root: str, entries: Iterable[ChunkedFileEntry]) -> Manifest:
 
 def missing_plan(manifest: Manifest, missing: Sequence[str]) -> PushPlan:
     """The files holding at least one missing chunk, the missing hashes and their bytes."""
+    if not missing:
+        return PushPlan(files=(), chunks=(), bytes=0)
     wanted = set(missing)
     files = tuple(
         entry.path for entry in manifest.files if any(chunk.hash in wanted for chunk in entry.chunks)

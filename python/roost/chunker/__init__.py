@@ -334,10 +334,12 @@ async def _stream_tree(
     verify: Verify = "stat",
     held: HeldBudget | None = None,
     on_walk: Callable[[list[str]], None] | None = None,
+    file_events: Callable[[], bool] | None = None,
 ) -> AsyncGenerator[tuple[list[ChunkedFileEntry], list[tuple[str, bytes]]], None]:
     """:func:`chunk_directory` batch by batch, with the bytes read (for the push engine).
 
-    See :func:`roost.chunker._driver.scan_stream` for the items, ``held`` and ``on_walk``; the
+    See :func:`roost.chunker._driver.scan_stream` for the items, ``held``, ``on_walk`` and
+    ``file_events``; the
     whole scan's entries, its report and the files it read are in ``outcome`` at the end. Close it (``aclosing``) when
     leaving early: that stops the scan.
     """
@@ -357,6 +359,7 @@ async def _stream_tree(
         held=held,
         on_walk=on_walk,
         watch_root=root_str,
+        file_events=file_events,
     )
     async with aclosing(batches):
         async for item in batches:
