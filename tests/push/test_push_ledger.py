@@ -101,6 +101,16 @@ def test_concurrent_writers_lose_nothing() -> None:
     assert ledger.Ledger.load(path).known(hashes) == set(hashes)
 
 
+def test_a_ledger_written_since_it_was_loaded_is_read_again_before_its_record() -> None:
+    path = ledger.ledger_path(API, SITE)
+    first, second = ledger.Ledger.load(path), ledger.Ledger.load(path)
+    assert first.record(["a" * 64])
+    assert second.record(["b" * 64])  # loaded before the first record: must not drop "a"
+    assert ledger.Ledger.load(path).known(["a" * 64, "b" * 64]) == {"a" * 64, "b" * 64}
+    assert second.record(["c" * 64])  # its own write since: no re-read needed, nothing lost
+    assert ledger.Ledger.load(path).known(["a" * 64, "b" * 64, "c" * 64]) == {"a" * 64, "b" * 64, "c" * 64}
+
+
 # -- the ledger in a push ------------------------------------------------------------------------
 
 

@@ -77,12 +77,15 @@ class Ledger:
     path: str
     chunks: dict[bytes, None] = field(default_factory=dict)
     heads: dict[str, KnownHead] = field(default_factory=dict)
+    #: The file as loaded (size, mtime, inode): unchanged at :meth:`record`, it needs no re-read.
+    loaded_as: tuple[int, int, int] | None = None
 
     @classmethod
     def load(cls, path: str) -> Ledger:
         """The ledger at ``path``; empty when there is none or it cannot be trusted."""
         ledger = cls(path)
         with contextlib.suppress(OSError), open(path, "rb") as handle:
+            ledger.loaded_as = _identity(os.fstat(handle.fileno()))
             ledger._parse(handle.read())
         return ledger
 
@@ -111,8 +114,8 @@ class Ledger:
         fresh = [bytes.fromhex(h) for h in hashes]
         try:
             with _locked(self.path):
-                on_disk = Ledger.load(self.path)
-                chunks = on_disk.chunks
+                on_disk = self if self._unchanged_on_disk() else Ledger.load(self.path)
+                chunks = dict(on_disk.chunks)
                 for chunk in self.chunks:
                     chunks.setdefault(chunk, None)
                 for chunk in fresh:  # most recently used last: the oldest are dropped first
@@ -124,10 +127,19 @@ class Ledger:
                     heads[roost_id] = head
                 self.chunks = dict.fromkeys(list(chunks)[-MAX_CHUNKS:])
                 self.heads = dict(list(heads.items())[-MAX_HEADS:])
-                _write(self.path, self._serialize())
+                self.loaded_as = _write(self.path, self._serialize())
         except OSError:
             return False
         return True
+
+    def _unchanged_on_disk(self) -> bool:
+        """Whether the file is still the one loaded (or written) last: no other push wrote since."""
+        if self.loaded_as is None:
+            return False
+        try:
+            return _identity(os.stat(self.path)) == self.loaded_as
+        except OSError:
+            return False
 
     def _serialize(self) -> bytes:
         heads = json.dumps({k: [v.version_id, v.files] for k, v in self.heads.items()}).encode()
@@ -184,12 +196,19 @@ def _locked(path: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _write(path: str, data: bytes) -> None:
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _write(path: str, data: bytes) -> tuple[int, int, int]:
+    """Writes ``path`` atomically (owner-only); returns the new file's :func:`_identity`."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".bin", dir=os.path.dirname(path))  # 0600
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            written = _identity(os.fstat(handle.fileno()))
         os.replace(tmp, path)
+        return written
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

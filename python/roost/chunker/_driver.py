@@ -367,16 +367,13 @@ async def scan_stream(
             entries = build_entries(batch, path)
             if not entries and not batch[4]:
                 continue
-            if on_progress is not None and (file_events is None or file_events()):
-                for entry in entries:
+            for entry in entries:
+                if on_progress is not None and (file_events is None or file_events()):
                     await _emit(
                         on_progress, HashProgress(entry.path, files_done, file_count, bytes_done, total_bytes)
                     )
-                    files_done += 1
-                    bytes_done += entry.size
-            else:
-                files_done += len(entries)
-                bytes_done += sum(entry.size for entry in entries)
+                files_done += 1
+                bytes_done += entry.size
             out += entries
             yield entries, batch[4]
         await run(_cache_finish, walked.plan, out)
