@@ -40,7 +40,12 @@ class PushProgressCheckMissing:
 
 @dataclass(frozen=True, slots=True)
 class PushProgressUpload:
-    """``uploaded`` of ``total`` missing chunks are stored; the byte counts drive rates and ETAs."""
+    """``uploaded`` of ``total`` missing chunks are stored; the byte counts drive rates and ETAs.
+
+    Before the ``check-missing`` event, ``total`` and ``bytes_total`` count the missing chunks
+    found so far (the upload overlaps the scan); the event with ``uploaded == total`` that ends
+    the upload comes after it.
+    """
 
     phase: Literal["upload"] = field(default="upload", init=False)
     uploaded: int
