@@ -24,6 +24,8 @@ use crate::workers::Tasks;
 pub struct Buffer {
     ptr: NonNull<u8>,
     len: usize,
+    /// Whether the memory is known to be initialised (a slice over it may then be formed).
+    initialised: bool,
     owner: Box<dyn Any + Send>,
 }
 
@@ -32,14 +34,21 @@ pub struct Buffer {
 unsafe impl Send for Buffer {}
 
 impl Buffer {
-    /// A buffer over `len` bytes at `ptr`, valid and exclusively ours while `owner` lives.
+    /// A buffer over `len` bytes at `ptr`, valid and exclusively ours while `owner` lives. The
+    /// memory may be uninitialised: it is zeroed (by the worker, without the GIL) before a
+    /// slice over it is ever formed.
     ///
     /// # Safety
     /// `ptr..ptr + len` must stay valid for writes, and be touched by nobody else, for as long
     /// as `owner` is alive.
     #[must_use]
     pub unsafe fn new(ptr: NonNull<u8>, len: usize, owner: Box<dyn Any + Send>) -> Self {
-        Self { ptr, len, owner }
+        Self {
+            ptr,
+            len,
+            initialised: false,
+            owner,
+        }
     }
 
     /// A buffer that owns its memory (for callers without their own allocator, and tests).
@@ -48,11 +57,19 @@ impl Buffer {
         let mut memory = vec![0u8; len].into_boxed_slice();
         let ptr = NonNull::new(memory.as_mut_ptr()).unwrap_or(NonNull::dangling());
         // SAFETY: the boxed slice's heap memory does not move when the box does.
-        unsafe { Self::new(ptr, len, Box::new(memory)) }
+        let mut buffer = unsafe { Self::new(ptr, len, Box::new(memory)) };
+        buffer.initialised = true;
+        buffer
     }
 
+    /// The buffer's bytes (zeroed on first use if they may be uninitialised).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: see `new`: valid, exclusive, `len` bytes.
+        if !self.initialised {
+            // SAFETY: see `new`: `len` bytes valid for writes and ours alone.
+            unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, self.len) };
+            self.initialised = true;
+        }
+        // SAFETY: see `new`: valid, exclusive, `len` initialised bytes.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 

@@ -332,7 +332,8 @@ impl PyScanJob {
     }
 }
 
-/// An uninitialised `bytes` object of `len` bytes as a buffer for a worker to fill.
+/// An uninitialised `bytes` object of `len` bytes as a buffer for a worker to fill (the worker
+/// zeroes it first, without the GIL: see `Buffer::new`).
 ///
 /// The object is handed to Python code only after the worker has filled it (`next_batch`), and
 /// dropped unseen otherwise, so its contents are never observed before they are written.
