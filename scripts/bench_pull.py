@@ -34,58 +34,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from bench_server import EMULATOR_DIR, Emulator, emulator
 
 from roost import PullOptions, PushOptions, Roost, RoostClient
 
 DATASET = "touchdesigner"
 ROOST_ID = "rst_bench_pull"
 HERE = Path(__file__).resolve().parent
-#: Emulator state on tmpfs: the emulator fsyncs every stored chunk, the disk must not set the pace.
-SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
 #: The hash cache's "racy" window: a file written less than this before a scan is re-hashed.
 RACY_WINDOW_S = 2.0
-
-
-@dataclass
-class Emulator:
-    url: str
-    token: str
-    site_id: str
-
-
-@contextmanager
-def emulator(data: str, token: str, faults: str = "") -> Iterator[Emulator]:
-    command = [sys.executable, "-m", "roost.testing", "--port", "0", "--token", token, "--data", data]
-    if faults:
-        command += ["--faults", faults]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        url = site_id = ""
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        while not (url and site_id):
-            line = process.stdout.readline()
-            if not line or time.monotonic() > deadline:
-                raise RuntimeError("the emulator did not start")
-            label, _, value = line.partition(":")
-            if label.strip() == "base URL":
-                url = value.strip()
-            elif label.strip() == "site id":
-                site_id = value.strip()
-        yield Emulator(url, token, site_id)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def push(server: Emulator, root: str) -> None:
@@ -176,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     root = os.path.join(args.dir, DATASET)
     size, count = dataset_bytes(root)
     work = tempfile.mkdtemp(prefix="bench-pull-")
-    data = tempfile.mkdtemp(prefix="bench-pull-emulator-", dir=SCRATCH)
+    data = tempfile.mkdtemp(prefix="bench-pull-emulator-", dir=EMULATOR_DIR)
     os.environ["ROOST_CACHE_DIR"] = os.path.join(work, "cache")
     token = "owk_test_" + secrets.token_urlsafe(32)
     faults = f"storage_latency_ms={args.latency_ms:g}"

@@ -57,11 +57,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_server import EMULATOR_DIR, Emulator, emulator
+
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "bench_push_client.py"
 TOKEN_ENV = "ROOST_BENCH_TOKEN"
-#: The emulator fsyncs every stored chunk; on tmpfs that is free, so the disk does not set the pace.
-EMULATOR_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 SCENARIOS = ("media", "repush", "many-tiny", "emulator", "td-latency", "media-cap")
 ISSUE5 = ("td-latency", "media-cap")
 DATASET_OF = {
@@ -147,42 +147,14 @@ class Report:
 # the emulator and the client processes
 
 
-@dataclass
-class Emulator:
-    url: str
-    token: str
-    site_id: str
-
-
 @contextmanager
-def emulator(faults: str = "") -> Iterator[Emulator]:
-    token = "owk_test_" + secrets.token_urlsafe(32)
+def fresh_emulator(faults: str = "") -> Iterator[Emulator]:
+    """An emulator with fresh, throw-away state."""
     data = tempfile.mkdtemp(prefix="bench-push-emulator-", dir=EMULATOR_DIR)
-    command = [sys.executable, "-m", "roost.testing", "--port", "0", "--token", token, "--data", data]
-    if faults:
-        command += ["--faults", faults]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        url = site_id = ""
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        while not (url and site_id):
-            line = process.stdout.readline()
-            if not line or time.monotonic() > deadline:
-                raise RuntimeError("the emulator did not start")
-            label, _, value = line.partition(":")
-            if label.strip() == "base URL":
-                url = value.strip()
-            elif label.strip() == "site id":
-                site_id = value.strip()
-        yield Emulator(url, token, site_id)
+        with emulator(data, "owk_test_" + secrets.token_urlsafe(32), faults) as server:
+            yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -244,7 +216,7 @@ def push(kind: str, server: Emulator, root: str, cache_dir: str | None = None, s
 
 
 def cold(kind: str, root: str, faults: str = "") -> Proc:
-    with emulator(faults) as server:
+    with fresh_emulator(faults) as server:
         return push(kind, server, root)
 
 
@@ -330,7 +302,7 @@ def scenario_media(report: Report, root: str, repeat: int) -> None:
 def scenario_repush(report: Report, root: str, rounds: int) -> None:
     cache = tempfile.mkdtemp(prefix="bench-push-cache-")
     try:
-        with emulator() as server:
+        with fresh_emulator() as server:
             record(report, "td engine cold", "engine cold", push("engine", server, root, cache))
             again = [push("engine", server, root, cache) for _ in range(rounds)]
             best = min(again, key=lambda p: p.report["push_seconds"])

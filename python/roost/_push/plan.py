@@ -21,6 +21,7 @@ __all__ = [
     "ChunkSource",
     "Manifest",
     "build_manifest",
+    "local_path",
     "missing_plan",
     "version_body",
 ]
@@ -44,7 +45,7 @@ class Manifest:
     """The scanned tree: entries sorted by path, unique hashes in first-seen order (walk order),
     and, built on first use (a re-push of an unchanged tree never needs them), their sources."""
 
-    __slots__ = ("_sources", "_walked", "files", "root", "unique")
+    __slots__ = ("_digest", "_sources", "_walked", "files", "root", "unique")
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class Manifest:
         self.unique = unique
         self._walked = files if walked is None else walked
         self._sources: dict[str, ChunkSource] | None = None
+        self._digest: str | None = None
 
     @property
     def sources(self) -> Mapping[str, ChunkSource]:
@@ -81,14 +83,22 @@ class Manifest:
         )
 
     def files_digest(self) -> str:
-        """The digest of the file list (see :func:`roost._push.ledger.files_digest`)."""
-        return files_digest((e.path, e.size, (c.hash for c in e.chunks)) for e in self.files)
+        """The digest of the file list (see :func:`roost._push.ledger.files_digest`), computed once:
+        ``skip_unchanged`` compares it and the ledger records it."""
+        if self._digest is None:
+            self._digest = files_digest((e.path, e.size, (c.hash for c in e.chunks)) for e in self.files)
+        return self._digest
+
+
+def local_path(root: str, rel: str) -> str:
+    """The path on this machine of ``rel`` (a POSIX path relative to ``root``)."""
+    return os.path.join(root, *rel.split("/"))
 
 
 def _sources(root: str, files: Iterable[ChunkedFileEntry]) -> dict[str, ChunkSource]:
     sources: dict[str, ChunkSource] = {}
     for entry in files:
-        abs_path = os.path.join(root, *entry.path.split("/"))
+        abs_path = local_path(root, entry.path)
         offset = 0
         for chunk in entry.chunks:
             if chunk.hash not in sources:

@@ -16,12 +16,15 @@ from .types import UnportablePath
 
 __all__ = ["unportable_paths"]
 
-_RESERVED_CHARACTERS = frozenset('<>:"|?*')
+_RESERVED_CHARACTERS = '<>:"|?*'
+_CONTROL_CHARACTERS = "".join(chr(code) for code in range(0x20))
 #: NTFS limits each name to 255 UTF-16 code units.
 MAX_COMPONENT_UNITS = 255
+_PLAIN_DEVICES = ("con", "prn", "aux", "nul")
+_NUMBERED_DEVICES = ("com", "lpt")  # followed by one of _DEVICE_DIGITS
+_DEVICE_DIGITS = "123456789\u00b9\u00b2\u00b3"
 _DEVICES = frozenset(
-    ["con", "prn", "aux", "nul"]
-    + [f"{port}{digit}" for port in ("com", "lpt") for digit in "123456789\u00b9\u00b2\u00b3"]
+    [*_PLAIN_DEVICES, *(f"{port}{digit}" for port in _NUMBERED_DEVICES for digit in _DEVICE_DIGITS)]
 )
 
 
@@ -45,16 +48,16 @@ def _component_problem(name: str) -> str | None:
 
 
 #: Any character :func:`_path_problem` refuses (one search finds the common, clean path fast).
-_SUSPECT = re.compile(r'[\x00-\x1f<>:"|?*\\]')
-#: What :data:`_SUSPECT` looks for, searched for one by one in a long text (a substring search
-#: per character is some ten times faster there than the character class).
-_SUSPECT_CHARACTERS = tuple(chr(code) for code in range(1, 0x20)) + tuple('<>:"|?*\\')
-_DEVICE_DIGITS = "123456789\u00b9\u00b2\u00b3"
+_SUSPECT = re.compile("[" + re.escape(_CONTROL_CHARACTERS + _RESERVED_CHARACTERS + "\\") + "]")
+#: What :data:`_SUSPECT` looks for but NUL (the separator of the joined paths), searched for one
+#: by one in a long text (a substring search per character is some ten times faster there than
+#: the character class).
+_SUSPECT_CHARACTERS = tuple(_CONTROL_CHARACTERS[1:] + _RESERVED_CHARACTERS + "\\")
 
 
 def _maybe_device(folded: str) -> bool:
     """Whether a name of the case-folded, NUL-joined paths may be a device name."""
-    for device in ("con", "prn", "aux", "nul", "com", "lpt"):
+    for device in _PLAIN_DEVICES + _NUMBERED_DEVICES:
         starts = [0] if folded.startswith(device) else []
         for separator in ("/", "\0"):
             at = folded.find(separator + device)
@@ -63,7 +66,7 @@ def _maybe_device(folded: str) -> bool:
                 at = folded.find(separator + device, at + 1)
         for start in starts:
             end = start + 3
-            if device in ("com", "lpt"):
+            if device in _NUMBERED_DEVICES:
                 if end >= len(folded) or folded[end] not in _DEVICE_DIGITS:
                     continue
                 end += 1

@@ -13,7 +13,6 @@ their PUT, as every chunk used to be.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
@@ -25,7 +24,7 @@ from ..chunker import ChunkedFileEntry
 from ..chunker._driver import HeldBudget
 from ..client import RoostClient
 from .check import CHECK_BATCH_SIZE, CHECK_PARALLELISM, check_missing
-from .plan import ChunkSource
+from .plan import ChunkSource, local_path
 from .tasks import crew
 from .upload import UploadItem
 
@@ -110,14 +109,13 @@ class Router:
             return []
         known = self._known(item[0] for item in fresh)
         out: list[_Pending] = []
-        prefix = root.rstrip(os.sep) + os.sep
         for chunk_hash, kept, owner, offset, size in fresh:
             if chunk_hash in known:
                 self._let_go(kept)
             elif owner is None:
                 out.append((chunk_hash, kept, None))
             else:
-                path = prefix + owner.path.replace("/", os.sep)
+                path = local_path(root, owner.path)
                 out.append((chunk_hash, None, ChunkSource(path, owner.path, offset, size, owner.file_id)))
         return out
 

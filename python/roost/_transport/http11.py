@@ -110,14 +110,13 @@ Pace = Callable[[int], Awaitable[None]]
 Sent = Callable[[int], None]
 
 
-def _unsent_bytes(stream: anyio.abc.ByteStream) -> int | None:
-    """Bytes of the socket's send queue not yet acknowledged by the peer (Linux), else ``None``."""
-    return _send_queue(stream)()
-
-
 def _send_queue(stream: anyio.abc.ByteStream) -> Callable[[], int | None]:
-    """:func:`_unsent_bytes` of ``stream``, with the socket looked up once (that lookup costs
-    more than the ``ioctl``)."""
+    """A probe of ``stream``'s send queue: the bytes not yet acknowledged by the peer (Linux),
+    else ``None``. The socket is looked up once (that lookup costs more than the ``ioctl``).
+
+    A socket's send buffer takes megabytes at once; counting those as sent would report a slow
+    upload as done in its first second, so progress subtracts what the queue still holds.
+    """
     if _TIOCOUTQ is None:
         return lambda: None
     try:
@@ -310,7 +309,7 @@ async def _send_request(
             await stream.send(piece)  # type: ignore[arg-type]  # sockets take any buffer
         done += len(piece)
         unsent = queued()
-        if sent is not None:
+        if sent is not None:  # what left this machine, not what the socket took
             sent(done if unsent is None else max(0, done - unsent))
         if pace is None and unsent is not None:
             # The peer keeps up (no more than a piece is queued): larger pieces, fewer trips
@@ -327,16 +326,6 @@ def answer_allowance(body_size: int) -> float:
     return body_size / ACKED_BODY_FLOOR_BPS
 
 
-def _on_wire(stream: anyio.abc.ByteStream, handed_over: int) -> int:
-    """Bytes of the ``handed_over`` ones that left this machine (the send queue holds the rest).
-
-    A socket's send buffer takes megabytes at once; counting those as sent would report a slow
-    upload as done in its first second.
-    """
-    unsent = _unsent_bytes(stream)
-    return handed_over if unsent is None else max(0, handed_over - unsent)
-
-
 async def _await_head(
     connection: _Connection, stall_s: float | None, body_size: int, sent: Sent | None
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
@@ -347,7 +336,8 @@ async def _await_head(
     """
     if stall_s is None and (sent is None or body_size <= _SMALL_BODY):
         return await _read_head(connection.reader)
-    unsent = _unsent_bytes(connection.stream)
+    queued = _send_queue(connection.stream)
+    unsent = queued()
 
     def patience() -> float:
         if stall_s is None:
@@ -360,7 +350,7 @@ async def _await_head(
         with anyio.move_on_after(max(0.0, min(_DRAIN_POLL_S, deadline - time.monotonic()))):
             return await _read_head(connection.reader)
         now = time.monotonic()
-        still_unsent = _unsent_bytes(connection.stream)
+        still_unsent = queued()
         if unsent is not None and still_unsent is not None and still_unsent < unsent:
             unsent = still_unsent
             deadline = now + patience()  # the peer is still taking the body

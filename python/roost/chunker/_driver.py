@@ -102,6 +102,17 @@ class _Walked:
     skipped: tuple[SkippedEntry, ...] = ()
     unmatched: tuple[str, ...] = ()
     plan: _CachePlan | None = field(default=None)
+    #: The job's file_keys(), asked once (each ask builds a key object per file).
+    listed: tuple[list[bytes], list[int], list[int]] | None = None
+
+
+def _listing(job: Job, walked: _Walked) -> tuple[list[bytes], list[int], list[int]]:
+    """The walk's hash-cache keys, sizes and modification times, in manifest order."""
+    if walked.listed is None:
+        walked.listed = job.file_keys()
+        if walked.listed is None:
+            raise RuntimeError("chunker: internal error: no file list after the walk")
+    return walked.listed
 
 
 def _abs_paths(root: str, keys: list[bytes], indices: Iterable[int]) -> list[str]:
@@ -134,12 +145,9 @@ def _confirm(hits: _hash_cache.CacheHits, root: str, keys: list[bytes]) -> _hash
     )
 
 
-def _cache_start(job: Job, root: str, start_ns: int, verify: str, hold: bool) -> _CachePlan:
+def _cache_start(job: Job, walked: _Walked, root: str, start_ns: int, verify: str, hold: bool) -> _CachePlan:
     """Looks the walked files up in the cache and starts the hashing of the others."""
-    listed = job.file_keys()
-    if listed is None:
-        raise RuntimeError("chunker: internal error: no file list after the walk")
-    keys, _sizes, mtimes = listed
+    keys, _sizes, mtimes = _listing(job, walked)
     path = _hash_cache.cache_path(root)
     snap = _hash_cache.load(path, CHUNK_SIZE)
     hits = _hash_cache.CacheHits([], [])
@@ -193,7 +201,7 @@ def _start(
         job.start_hashing(hold=hold)
         return
     with gc_paused():  # 20,000 keys and slices: see build_entries
-        walked.plan = _cache_start(job, cache_root, start_ns, verify, hold)
+        walked.plan = _cache_start(job, walked, cache_root, start_ns, verify, hold)
 
 
 def _reason(reason: str) -> SkipReason:
@@ -354,7 +362,7 @@ async def scan_stream(
             event = DiscoverProgress(file_count, total_bytes, walked.skipped, walked.unmatched)
             await _emit(on_progress, event)
         if on_walk is not None:
-            on_walk(await run(_walked_paths, job))
+            on_walk(await run(_walked_paths, job, walked))
         await run(_start, job, walked, cache_root, start_ns, verify, held is not None)
         if held is not None:
             held.attach(job)
@@ -378,7 +386,7 @@ async def scan_stream(
             yield entries, batch[4]
         await run(_cache_finish, walked.plan, out)
         if watch_root is not None:
-            outcome.read = await run(_files_read, job, walked.plan, watch_root)
+            outcome.read = await run(_files_read, job, walked, watch_root)
         if on_progress is not None:
             await _emit(on_progress, HashProgress("", file_count, file_count, total_bytes, total_bytes))
         outcome.report = _report(job, walked)
@@ -389,24 +397,19 @@ async def scan_stream(
         job.cancel()
 
 
-def _files_read(job: Job, plan: _CachePlan | None, root: str) -> list[tuple[str, int, int]]:
+def _files_read(job: Job, walked: _Walked, root: str) -> list[tuple[str, int, int]]:
     """``(path, size, mtime_ns)`` from the walk of every non-empty file the scan opened."""
-    listed = job.file_keys()
-    if listed is None:
-        raise RuntimeError("chunker: internal error: no file list after the walk")
-    keys, sizes, mtimes = listed
+    keys, sizes, mtimes = _listing(job, walked)
+    plan = walked.plan
     hits = set(plan.hits_used.indices) if plan is not None and plan.hits_used is not None else set()
     read = [i for i, size in enumerate(sizes) if size and i not in hits]
     paths = _abs_paths(root, keys, read)
     return [(path, sizes[i], mtimes[i]) for path, i in zip(paths, read, strict=True)]
 
 
-def _walked_paths(job: Job) -> list[str]:
-    listed = job.file_keys()
-    if listed is None:
-        raise RuntimeError("chunker: internal error: no file list after the walk")
+def _walked_paths(job: Job, walked: _Walked) -> list[str]:
     n = _hash_cache.KEY_PREFIX
-    return [key[n:].decode("utf-8", "surrogateescape") for key in listed[0]]
+    return [key[n:].decode("utf-8", "surrogateescape") for key in _listing(job, walked)[0]]
 
 
 async def scan_async(
