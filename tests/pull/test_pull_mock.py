@@ -237,6 +237,10 @@ async def test_a_missing_chunk_fails_at_once(tmp_path: Path) -> None:
     ("options", "error", "match"),
     [
         ({"concurrency": 0}, ValueError, "concurrency"),
+        # each download in flight may hold 4 MiB: bounded as the push's, and a huge number is
+        # refused by its size, not by an OverflowError or Python's 4,300-digit print limit
+        ({"concurrency": 257}, ValueError, "concurrency"),
+        ({"concurrency": 10**5000}, ValueError, "concurrency .* about 5000 digits"),
         ({"ref": 0}, ValueError, "ref"),
         ({"ref": True}, ValueError, "ref"),
         ({"ref": "  "}, ValueError, "ref"),

@@ -82,13 +82,17 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (ROOST, {"concurrency": 10_000}, "concurrency"),
     (ROOST, {"concurrency": True}, "concurrency"),
     (ROOST, {"concurrency": 2.0}, "concurrency"),
+    (ROOST, {"concurrency": 10**4000}, "concurrency"),  # no OverflowError from a float conversion
+    (ROOST, {"concurrency": 10**5000}, "concurrency .* about 5000 digits"),  # past the print limit
     (ROOST, {"bandwidth_limit": 0}, "bandwidth_limit"),
     (ROOST, {"bandwidth_limit": 10}, "bandwidth_limit"),
     (ROOST, {"bandwidth_limit": 1.5e6}, "bandwidth_limit"),
+    (ROOST, {"bandwidth_limit": 10**4000}, "bandwidth_limit"),
     (ROOST, {"stall_timeout_s": 0}, "stall_timeout_s"),
     (ROOST, {"stall_timeout_s": -1.0}, "stall_timeout_s"),
     (ROOST, {"stall_timeout_s": math.inf}, "stall_timeout_s"),
     (ROOST, {"stall_timeout_s": math.nan}, "stall_timeout_s"),
+    (ROOST, {"stall_timeout_s": 10**4000}, "stall_timeout_s"),
     (ROOST, {"ignore": "dist"}, "ignore"),
     (ROOST, {"ignore": ["ok", 3]}, r"ignore\[1\]"),
     (ROOST, {"ignore_file": 3}, "ignore_file"),

@@ -15,6 +15,7 @@ import anyio
 import anyio.to_thread
 
 from .._push.tasks import ByteBudget, Emitter, crew
+from .._push.validate import MAX_CONCURRENCY, check_number
 from ..chunker import CHUNK_SIZE_BYTES, ChunkedFileEntry
 from ..client import RoostClient
 from ..resources._common import version_ref_segment
@@ -129,9 +130,8 @@ def _validate(roost_id: str, dest: str | os.PathLike[str], opts: PullOptions) ->
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"pull: {name} must be a non-empty string, got {value!r}")
     version_ref_segment(opts.ref, "PullOptions.ref")
-    concurrency = opts.concurrency
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"pull: PullOptions.concurrency must be an integer >= 1, got {concurrency!r}")
+    # as the push's: each download in flight may hold a 4 MiB chunk
+    check_number(opts.concurrency, "PullOptions.concurrency", 1, MAX_CONCURRENCY, integer=True, verb="pull")
     if opts.on_progress is not None and not callable(opts.on_progress):
         raise TypeError("pull: PullOptions.on_progress must be callable")
     path = os.fspath(dest)

@@ -21,6 +21,8 @@ __all__ = [
     "MAX_DESCRIPTION_UNITS",
     "MAX_STALL_TIMEOUT_S",
     "MIN_BANDWIDTH_LIMIT",
+    "check_number",
+    "shown",
     "validate_push",
 ]
 
@@ -28,7 +30,8 @@ ROOST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 SITE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: The server measures the raw description with JavaScript's ``length``: UTF-16 code units.
 MAX_DESCRIPTION_UNITS = 500
-#: ``concurrency x 4 MiB`` of chunk bytes may be held at once: 256 is already 1 GiB.
+#: ``concurrency x 8 MiB`` of hashed chunk bytes may be held at once (see ``engine.held_budget``):
+#: 256 is already 2 GiB.
 MAX_CONCURRENCY = 256
 #: Below 1 KiB/s a 4 MiB chunk takes over an hour: a unit mistake rather than a wish.
 MIN_BANDWIDTH_LIMIT = 1024
@@ -38,13 +41,17 @@ _VERIFY = ("stat", "fast")
 _FLAGS = ("dry_run", "cache", "default_ignores", "allow_unportable_paths", "skip_unchanged")
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """``value`` for an error message: its repr, cut to 80 characters (an integer too long to
+    print, past Python's 4,300-digit limit, is described by its size)."""
+    if isinstance(value, int) and value.bit_length() > 4000:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     text = repr(value)
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
-def _fail(field: str, rule: str, value: object) -> ValueError:
-    return ValueError(f"push: {field} {rule}, got {_shown(value)}")
+def _fail(field: str, rule: str, value: object, verb: str = "push") -> ValueError:
+    return ValueError(f"{verb}: {field} {rule}, got {shown(value)}")
 
 
 def _check_id(value: object, field: str, pattern: re.Pattern[str], grammar: str) -> str:
@@ -83,16 +90,22 @@ def _check_description(value: object) -> None:
     if units > MAX_DESCRIPTION_UNITS:
         raise ValueError(
             f"push: {field} must be at most {MAX_DESCRIPTION_UNITS} characters (UTF-16 code units, "
-            f"as the server counts them), got {units}: {_shown(value)}"
+            f"as the server counts them), got {units}: {shown(value)}"
         )
 
 
-def _check_number(value: object, field: str, low: float, high: float, *, integer: bool) -> None:
+def check_number(
+    value: object, field: str, low: float, high: float, *, integer: bool, verb: str = "push"
+) -> None:
+    """``ValueError`` (naming ``verb``, the field, the range and the value) unless ``value`` is a
+    number (an integer with ``integer``) in ``[low, high]``; however large an integer, it is
+    compared exactly, never turned into a float."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise _fail(field, f"must be {'an integer' if integer else 'a number'} in [{low:g}, {high:g}]", value)
-    if not math.isfinite(value) or not low <= value <= high:
-        raise _fail(field, f"must be in [{low:g}, {high:g}]", value)
+        rule = f"must be {'an integer' if integer else 'a number'} in [{low:g}, {high:g}]"
+        raise _fail(field, rule, value, verb)
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        raise _fail(field, f"must be in [{low:g}, {high:g}]", value, verb)
 
 
 def _check_options(opts: PushOptions) -> None:
@@ -103,7 +116,7 @@ def _check_options(opts: PushOptions) -> None:
         raise _fail("PushOptions.extract_path", "must be None or a string", opts.extract_path)
     _check_description(opts.description)
     if opts.on_progress is not None and not callable(opts.on_progress):
-        raise TypeError(f"push: PushOptions.on_progress must be callable, got {_shown(opts.on_progress)}")
+        raise TypeError(f"push: PushOptions.on_progress must be callable, got {shown(opts.on_progress)}")
     ignore = opts.ignore
     if isinstance(ignore, (str, bytes)) or not isinstance(ignore, Sequence):
         raise _fail("PushOptions.ignore", "must be a sequence of patterns, not a single string", ignore)
@@ -112,16 +125,16 @@ def _check_options(opts: PushOptions) -> None:
             raise _fail(f"PushOptions.ignore[{index}]", "must be a string", pattern)
     if opts.ignore_file is not None and not isinstance(opts.ignore_file, (str, os.PathLike)):
         raise _fail("PushOptions.ignore_file", "must be None or a path", opts.ignore_file)
-    _check_number(opts.concurrency, "PushOptions.concurrency", 1, MAX_CONCURRENCY, integer=True)
+    check_number(opts.concurrency, "PushOptions.concurrency", 1, MAX_CONCURRENCY, integer=True)
     if opts.bandwidth_limit is not None:
-        _check_number(
+        check_number(
             opts.bandwidth_limit,
             "PushOptions.bandwidth_limit (bytes per second)",
             MIN_BANDWIDTH_LIMIT,
             MAX_BANDWIDTH_LIMIT,
             integer=True,
         )
-    _check_number(opts.stall_timeout_s, "PushOptions.stall_timeout_s", 0, MAX_STALL_TIMEOUT_S, integer=False)
+    check_number(opts.stall_timeout_s, "PushOptions.stall_timeout_s", 0, MAX_STALL_TIMEOUT_S, integer=False)
     if opts.stall_timeout_s <= 0:
         raise _fail("PushOptions.stall_timeout_s", "must be greater than 0", opts.stall_timeout_s)
     if opts.verify_cache not in _VERIFY:

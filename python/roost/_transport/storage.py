@@ -68,7 +68,7 @@ def check_transfer_options(
     if (
         isinstance(stall_timeout_s, bool)
         or not isinstance(stall_timeout_s, (int, float))
-        or not math.isfinite(stall_timeout_s)
+        or (isinstance(stall_timeout_s, float) and not math.isfinite(stall_timeout_s))
         or stall_timeout_s <= 0
     ):
         raise ValueError(

@@ -11,6 +11,7 @@ turns this same parser into completion for bash, zsh, fish and PowerShell.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from typing import Any, NoReturn
 
@@ -41,18 +42,26 @@ class RoostArgumentParser(argparse.ArgumentParser):
         raise UsageError(message, self)
 
 
+def _echo(text: str) -> str:
+    """A value typed on the command line, quoted for an error, cut short when it is very long."""
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
+
+
 def parse_rate(text: str) -> int:
     """``10M`` -> 10,000,000 bytes/s; ``10Mi`` / ``10MiB`` -> 10 x 1024^2; plain numbers are bytes/s."""
     match = _RATE.match(text.strip().lower())
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"expected bytes per second such as 500k, 10M, 1.5G or 10MiB, got {text!r}"
+            f"expected bytes per second such as 500k, 10M, 1.5G or 10MiB, got {_echo(text)}"
         )
     number, unit, binary = match.groups()
     base = 1024 if binary else 1000
-    value = int(float(number) * base ** _RATE_UNITS[unit])
+    scaled = float(number) * base ** _RATE_UNITS[unit]
+    if not math.isfinite(scaled):  # 4,000 digits: float() gives inf, and int(inf) would crash
+        raise argparse.ArgumentTypeError(f"expected a rate a link can have, got {_echo(text)}")
+    value = int(scaled)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a rate of at least 1 byte per second, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a rate of at least 1 byte per second, got {_echo(text)}")
     return value
 
 
@@ -60,7 +69,7 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {_echo(text)}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
@@ -70,9 +79,9 @@ def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {_echo(text)}") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {_echo(text)}")
     return value
 
 
