@@ -8,6 +8,7 @@ after it was read, or a cancelled push, must publish nothing.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -143,3 +144,32 @@ def _hash_threads_end(within_s: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+async def test_on_a_throttled_link_upload_progress_runs_alongside_the_scan(
+    server: Any, tmp_path: Path, backend: str
+) -> None:
+    # 36 MB at 40 MB/s with 8 MiB of held bytes: the scan can only finish as the uploads do
+    files = make_tree(tmp_path, {f"f{i:02}.bin": blob(40 + i, 3 * MiB) for i in range(12)})
+    server.set_faults("storage_bandwidth_mbps=40")
+    events: list[PushProgressEvent] = []
+    async with Roost(token=server.token, api_url=server.url) as client:
+        opts = PushOptions(site_id=server.site_id, concurrency=1, on_progress=events.append)
+        result = await client.roosts.push(tmp_path, ROOST, opts)
+        server.set_faults(None)
+        assert await rebuild(client, server.site_id, result.version_id) == files
+    phases = [event.phase for event in events]
+    checked = phases.index("check-missing")
+    uploads = [event for event in events if isinstance(event, PushProgressUpload)]
+    if backend == "native":  # the fallback holds no bytes: its scan need not wait for uploads
+        assert "upload" in phases[:checked], "no upload progress while the scan ran"
+        assert "hash" in phases[phases.index("upload") :], "the upload did not overlap the scan"
+    for before, after in itertools.pairwise(uploads):
+        assert after.uploaded >= before.uploaded
+        assert after.bytes_uploaded >= before.bytes_uploaded
+        assert after.total >= before.total
+        assert after.bytes_total >= before.bytes_total
+    assert phases[-1] == "upload"
+    assert checked < len(phases) - 1
+    assert uploads[-1].uploaded == uploads[-1].total == 12
+    assert uploads[-1].bytes_uploaded == uploads[-1].bytes_total == 12 * 3 * MiB

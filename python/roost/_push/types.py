@@ -43,8 +43,9 @@ class PushProgressUpload:
     """``uploaded`` of ``total`` missing chunks are stored; the byte counts drive rates and ETAs.
 
     Before the ``check-missing`` event, ``total`` and ``bytes_total`` count the missing chunks
-    found so far (the upload overlaps the scan); the event with ``uploaded == total`` that ends
-    the upload comes after it.
+    found so far (the upload overlaps the scan), and ``uploaded`` may catch up with ``total``
+    for a moment; after it, ``uploaded == total`` means the upload is done, and an event saying
+    so always comes.
     """
 
     phase: Literal["upload"] = field(default="upload", init=False)
