@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -17,6 +16,8 @@ import pytest
 from roost import ChunkSourceChangedError, NotFoundError, PushOptions, Roost
 from roost.resources.roosts import PushProgressEvent, PushProgressPublish, PushProgressUpload, PushResult
 
+from ..trees import MiB, blob, disk_tree, write_tree
+
 pytest.importorskip("uvicorn", reason="the emulator needs the server extra")
 pytest.importorskip("starlette", reason="the emulator needs the server extra")
 testing = pytest.importorskip("roost.testing")
@@ -24,34 +25,12 @@ testing = pytest.importorskip("roost.testing")
 pytestmark = pytest.mark.anyio
 
 ROOST = "rst_e2e_push"
-MiB = 1024 * 1024
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[Any]:
     async with testing.serve() as running:
         yield running
-
-
-def blob(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def make_tree(root: Path, files: dict[str, bytes]) -> dict[str, bytes]:
-    for rel, data in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return files
-
-
-def disk_tree(root: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            full = os.path.join(dirpath, name)
-            out[os.path.relpath(full, root).replace(os.sep, "/")] = Path(full).read_bytes()
-    return out
 
 
 def sample(root: Path) -> dict[str, bytes]:
@@ -67,7 +46,7 @@ def sample(root: Path) -> dict[str, bytes]:
     }
     for i in range(30):
         files[f"many/f{i:02}.dat"] = blob(100 + i, 1000 + i)
-    return make_tree(root, files)
+    return write_tree(root, files)
 
 
 async def rebuild(client: Roost, site_id: str, version_id: str) -> dict[str, bytes]:
@@ -144,7 +123,7 @@ async def test_storage_never_sees_the_api_token(server: Any, tmp_path: Path) -> 
 
 async def test_file_modified_during_upload_aborts_and_publishes_nothing(server: Any, tmp_path: Path) -> None:
     big = blob(7, 40 * MiB)
-    make_tree(tmp_path, {"big.bin": big, "small.txt": b"small"})
+    write_tree(tmp_path, {"big.bin": big, "small.txt": b"small"})
     server.set_faults("storage_latency_ms=50")
     target = tmp_path / "big.bin"
 
@@ -192,9 +171,10 @@ async def test_storage_losing_chunks_before_publish_is_repaired(server: Any, tmp
 
 
 async def test_two_concurrent_pushes_both_succeed_via_version_stale(server: Any, tmp_path: Path) -> None:
-    make_tree(tmp_path / "base", {"v": b"base"})
+    write_tree(tmp_path / "base", {"v": b"base"})
     trees = [
-        make_tree(tmp_path / name, {"v": name.encode(), "x": blob(i, 300_000)}) for i, name in enumerate("ab")
+        write_tree(tmp_path / name, {"v": name.encode(), "x": blob(i, 300_000)})
+        for i, name in enumerate("ab")
     ]
     async with Roost(token=server.token, api_url=server.url) as client:
         seed = await client.roosts.push(tmp_path / "base", ROOST, PushOptions(site_id=server.site_id))
@@ -242,8 +222,8 @@ async def test_twenty_seeded_pushes_under_faults_are_byte_exact(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="roost")
     outcomes: Counter[str] = Counter()
-    files = make_tree(tmp_path, {f"d{i % 5}/f{i:03}.bin": blob(i, 2000 + 37 * i) for i in range(60)})
-    files.update(make_tree(tmp_path, {"big.bin": blob(999, 6 * MiB), "empty": b""}))
+    files = write_tree(tmp_path, {f"d{i % 5}/f{i:03}.bin": blob(i, 2000 + 37 * i) for i in range(60)})
+    files.update(write_tree(tmp_path, {"big.bin": blob(999, 6 * MiB), "empty": b""}))
     rng = random.Random(2024)
     async with Roost(token=server.token, api_url=server.url) as client:
         for seed in range(1, 21):

@@ -15,7 +15,8 @@ from roost import AuthenticationError, NotFoundError, PushOptions, Roost, Unport
 from roost._push import engine
 from roost.chunker import HashProgress
 
-from .test_push_e2e import disk_tree, make_tree, rebuild
+from ..trees import disk_tree, write_tree
+from .test_push_e2e import rebuild
 
 pytest.importorskip("uvicorn", reason="the emulator needs the server extra")
 pytest.importorskip("starlette", reason="the emulator needs the server extra")
@@ -34,7 +35,7 @@ async def server() -> AsyncIterator[Any]:
 
 def many(root: Path, count: int) -> dict[str, bytes]:
     rng = random.Random(count)
-    return make_tree(root, {f"d{i % 16}/f{i:04}.bin": rng.randbytes(2048) for i in range(count)})
+    return write_tree(root, {f"d{i % 16}/f{i:04}.bin": rng.randbytes(2048) for i in range(count)})
 
 
 async def test_long_description_fails_with_no_file_opened_and_no_request(
@@ -78,7 +79,7 @@ async def test_bad_token_stops_the_scan_of_a_large_tree(server: Any, tmp_path: P
 
 
 async def test_created_roost_then_not(server: Any, tmp_path: Path) -> None:
-    make_tree(tmp_path, {"a.txt": b"alpha"})
+    write_tree(tmp_path, {"a.txt": b"alpha"})
     async with Roost(token=server.token, api_url=server.url) as client:
         first = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id))
         (tmp_path / "a.txt").write_bytes(b"beta")
@@ -89,7 +90,7 @@ async def test_created_roost_then_not(server: Any, tmp_path: Path) -> None:
 
 
 async def test_unportable_names_publish_nothing_unless_allowed(server: Any, tmp_path: Path) -> None:
-    files = make_tree(
+    files = write_tree(
         tmp_path, {"ok.txt": b"fine", "sub/nul.txt": b"device", "Case.txt": b"1", "case.txt": b"2"}
     )
     async with Roost(token=server.token, api_url=server.url) as client:

@@ -20,24 +20,16 @@ import pytest
 from roost import ChunkSourceChangedError, NotFoundError, PushOptions, Roost
 from roost._push import engine, upload
 from roost.chunker import HashProgress
-from roost.chunker._backend import is_native
 from roost.chunker._driver import recording
 from roost.resources.roosts import PushProgressEvent, PushProgressUpload
 
-from .test_push_e2e import ROOST, MiB, blob, make_tree, rebuild, sample, server
+from ..chunker.conftest import backend
+from ..trees import MiB, blob, write_tree
+from .test_push_e2e import ROOST, rebuild, sample, server
 
 pytestmark = pytest.mark.anyio
 
-__all__ = ["server"]  # the fixture, shared with test_push_e2e
-
-
-@pytest.fixture(params=["native", "fallback"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "fallback":
-        monkeypatch.setenv("ROOST_NATIVE", "0")
-    elif not is_native():
-        pytest.skip("the native core is not built")
-    return str(request.param)
+__all__ = ["backend", "server"]  # fixtures: each backend (chunker tests), the emulator (push e2e)
 
 
 @pytest.fixture
@@ -77,7 +69,7 @@ async def test_a_file_larger_than_the_held_bytes_still_streams(
     # one chunk of budget: a file of five chunks can only finish if its first chunks are
     # uploaded (and let go) before its last ones are read
     monkeypatch.setattr(engine, "held_budget", lambda concurrency: 4 * MiB)
-    files = make_tree(tmp_path, {"big.bin": blob(3, 18 * MiB + 5), "small.txt": b"small"})
+    files = write_tree(tmp_path, {"big.bin": blob(3, 18 * MiB + 5), "small.txt": b"small"})
     server.set_faults("storage_drop=0.2,storage_latency_ms=20,seed=7")
     async with Roost(token=server.token, api_url=server.url) as client:
         result = await client.roosts.push(tmp_path, ROOST, PushOptions(site_id=server.site_id, concurrency=2))
@@ -91,7 +83,7 @@ async def test_a_file_larger_than_the_held_bytes_still_streams(
 async def test_a_file_written_after_it_was_hashed_publishes_nothing(
     server: Any, tmp_path: Path, backend: str
 ) -> None:
-    make_tree(tmp_path, {"a.txt": b"first version", "b.bin": blob(5, 3 * MiB)})
+    write_tree(tmp_path, {"a.txt": b"first version", "b.bin": blob(5, 3 * MiB)})
     server.set_faults("storage_latency_ms=100")
     target = tmp_path / "a.txt"
 
@@ -111,7 +103,7 @@ async def test_a_file_written_after_it_was_hashed_publishes_nothing(
 
 
 async def test_cancelling_a_push_publishes_nothing_and_stops_its_work(server: Any, tmp_path: Path) -> None:
-    make_tree(tmp_path, {f"f{i:02}.bin": blob(i, 3 * MiB) for i in range(12)})
+    write_tree(tmp_path, {f"f{i:02}.bin": blob(i, 3 * MiB) for i in range(12)})
     server.set_faults("storage_latency_ms=300")
     started = anyio.Event()
 
@@ -150,7 +142,7 @@ async def test_on_a_throttled_link_upload_progress_runs_alongside_the_scan(
     server: Any, tmp_path: Path, backend: str
 ) -> None:
     # 36 MB at 40 MB/s with 8 MiB of held bytes: the scan can only finish as the uploads do
-    files = make_tree(tmp_path, {f"f{i:02}.bin": blob(40 + i, 3 * MiB) for i in range(12)})
+    files = write_tree(tmp_path, {f"f{i:02}.bin": blob(40 + i, 3 * MiB) for i in range(12)})
     server.set_faults("storage_bandwidth_mbps=40")
     events: list[PushProgressEvent] = []
     async with Roost(token=server.token, api_url=server.url) as client:

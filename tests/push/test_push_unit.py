@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,10 @@ from roost._push.types import (
 )
 from roost.chunker import CHUNK_SIZE_BYTES
 
+from ..trees import MiB, blob
 from .fakes import SITE, TOKEN, FakeApi, missing_detail, problem, rebuild, stale_detail, write_tree
 
 pytestmark = pytest.mark.anyio
-
-MiB = 1024 * 1024
-
-
-def blob(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def real_path(path: Path) -> str:
