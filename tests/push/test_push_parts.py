@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -221,6 +222,60 @@ async def test_emitter_calls_sync_callbacks_and_propagates_errors() -> None:
         await failing(PushProgressCheckMissing(1, 0))
     with pytest.raises(ValueError, match="callback"):  # the failed turn does not block the next one
         await failing(PushProgressCheckMissing(1, 0))
+
+
+async def test_emitter_deliver_calls_at_once_or_waits_its_turn() -> None:
+    delivered: list[int] = []
+    gate = anyio.Event()
+
+    async def slow_first(event: PushProgressEvent) -> None:
+        assert isinstance(event, PushProgressUpload)
+        if event.uploaded == 0:
+            await gate.wait()
+        delivered.append(event.uploaded)
+
+    sync_seen: list[PushProgressEvent] = []
+    assert Emitter(sync_seen.append).deliver(PushProgressUpload(5, 9)) is None  # called already
+    assert sync_seen == [PushProgressUpload(5, 9)]
+    assert Emitter(None).deliver(PushProgressUpload(5, 9)) is None
+
+    emit = Emitter(slow_first)
+    async with anyio.create_task_group() as group:
+        group.start_soon(emit, PushProgressUpload(0, 3))
+        await anyio.sleep(0.01)  # event 0 is being delivered: event 1 must wait for it
+        pending = emit.deliver(PushProgressUpload(1, 3))
+        assert pending is not None
+        assert delivered == []
+
+        async def finish() -> None:
+            assert pending is not None
+            await pending
+
+        group.start_soon(finish)
+        await anyio.sleep(0.01)
+        gate.set()
+    after = emit.deliver(PushProgressUpload(2, 3))  # an async callback: awaited by the caller
+    assert after is not None
+    await after
+    assert delivered == [0, 1, 2]
+
+
+def boom_once() -> Callable[[PushProgressEvent], None]:
+    calls = [0]
+
+    def callback(event: PushProgressEvent) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise ValueError("callback")
+
+    return callback
+
+
+async def test_emitter_deliver_propagates_errors_and_frees_the_turn() -> None:
+    emit = Emitter(boom_once())
+    with pytest.raises(ValueError, match="callback"):
+        emit.deliver(PushProgressCheckMissing(1, 0))
+    assert emit.deliver(PushProgressCheckMissing(1, 0)) is None
 
 
 async def test_byte_budget_blocks_until_released() -> None:

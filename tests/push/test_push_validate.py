@@ -183,7 +183,8 @@ async def test_unknown_site_cancels_the_scan(tmp_path: Path) -> None:
     async with api.client() as http:
         with pytest.raises(NotFoundError, match="site not found"):
             await push_directory(http, tmp_path, ROOST, roost.PushOptions(site_id=SITE, on_progress=stuck))
-    assert len(hashed) == 2
+    # the read is sent right after the first event; its failure may land before the second
+    assert len(hashed) in (1, 2)
     assert api.check_batches == []
     assert api.puts == []
     assert api.publishes == []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from .._errors import ChunkSourceChangedError, RoostApiError
@@ -69,14 +70,16 @@ class _ScanWatch:
             self.discover = event
         elif self.start_read is not None and isinstance(event, HashProgress) and event.file:
             return self._then_read(event)
-        # a plain call when nobody listens: the scan then awaits nothing per file
-        return self.emit(event) if self.emit.active else None
+        # delivered at once when it can be: the scan then awaits nothing per file
+        return self.emit.deliver(event)
 
     async def _then_read(self, event: ChunkProgressEvent) -> None:
         await self.emit(event)
         start, self.start_read = self.start_read, None
         if start is not None:
             start()
+            # let the read send its request now: the rest of the scan may not await anything
+            await anyio.lowlevel.checkpoint()
 
     @property
     def skipped(self) -> tuple[SkippedEntry, ...]:
