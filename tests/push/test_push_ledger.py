@@ -57,6 +57,18 @@ def test_ledger_round_trip_is_private_and_keyed_by_api_and_site(tmp_path: Path) 
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_ledger_takes_only_hex_digests_in_bulk_and_one_by_one() -> None:
+    path = ledger.ledger_path(API, SITE)
+    book = ledger.Ledger.load(path)
+    odd = ["not-hex", "ab", "g" * 64, H[0].upper(), " " + H[1][1:]]
+    # a record with odd entries among the digests stores the digests alone, readable again
+    assert book.record([*odd, H[2], H[3]])
+    again = ledger.Ledger.load(path)
+    assert again.known(H) == {H[0], H[2], H[3]}  # hex is read case-blind, as bytes.fromhex does
+    assert again.known([*odd, H[2]]) == {H[0].upper(), H[2]}
+    assert again.known(H[2:4]) == set(H[2:4])  # the bulk path: all well-formed
+
+
 def test_corrupt_ledger_is_ignored_and_replaced() -> None:
     path = ledger.ledger_path(API, SITE)
     assert ledger.Ledger.load(path).record(H[:2])

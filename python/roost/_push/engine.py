@@ -34,7 +34,7 @@ from .head import RoostHead, fetch_version_files, read_head, same_fields
 from .ledger import KnownHead, Ledger, ledger_path
 from .plan import Manifest, build_manifest, missing_plan, version_body
 from .portable import unportable_paths
-from .publish import publish_version
+from .publish import Published, publish_version
 from .storage import StorageClient
 from .stream import Router, route_scan
 from .tasks import Emitter, crew
@@ -360,16 +360,28 @@ async def push_directory(
             uploaded.bytes += tally.bytes
             return True
 
-        published = await publish_version(
-            http,
-            roost_id,
-            site_id=site_id,
-            version=version_body(manifest),
-            extras=_publish_extras(opts),
-            head=head.guard,
-            emit=emit,
-            repair=repair,
-        )
+        answers: list[Published] = []
+
+        async def publish() -> None:
+            answers.append(
+                await publish_version(
+                    http,
+                    roost_id,
+                    site_id=site_id,
+                    version=version_body(manifest),
+                    extras=_publish_extras(opts),
+                    head=head.guard,
+                    emit=emit,
+                    repair=repair,
+                )
+            )
+
+        async with crew() as tasks:
+            tasks.spawn(publish)
+            if ledger is not None:
+                # what the ledger records, computed while the server works on the publish
+                tasks.spawn(anyio.to_thread.run_sync, manifest.files_digest)
+        published = answers[0]
     if ledger is not None:
         stored = KnownHead(published.version_id, manifest.files_digest())
         await anyio.to_thread.run_sync(ledger.record, manifest.unique, roost_id, stored)

@@ -92,14 +92,10 @@ class Ledger:
     def known(self, hashes: Iterable[str]) -> set[str]:
         """The hashes of ``hashes`` the ledger lists as stored."""
         chunks = self.chunks
-        out: set[str] = set()
-        for chunk_hash in hashes:
-            try:
-                if bytes.fromhex(chunk_hash) in chunks:
-                    out.add(chunk_hash)
-            except ValueError:  # not a hex digest: never in the ledger
-                continue
-        return out
+        listed = hashes if isinstance(hashes, list) else list(hashes)
+        if not chunks or not listed:
+            return set()
+        return {h for h, raw in zip(listed, _raw_digests(listed), strict=True) if raw in chunks}
 
     def head(self, roost_id: str) -> KnownHead | None:
         return self.heads.get(roost_id)
@@ -111,7 +107,8 @@ class Ledger:
 
         Returns False when the file could not be written (the push does not fail for that).
         """
-        fresh = [bytes.fromhex(h) for h in hashes]
+        listed = hashes if isinstance(hashes, list) else list(hashes)
+        fresh = [raw for raw in _raw_digests(listed) if raw]
         try:
             with _locked(self.path):
                 on_disk = self if self._unchanged_on_disk() else Ledger.load(self.path)
@@ -167,6 +164,24 @@ class Ledger:
         view = memoryview(body)
         self.chunks = dict.fromkeys(bytes(view[i : i + _DIGEST]) for i in range(0, count * _DIGEST, _DIGEST))
         self.heads = heads
+
+
+def _raw_digests(hashes: list[str]) -> list[bytes]:
+    """Each hex digest as its 32 bytes (b"" for one that is not a hex SHA-256)."""
+    if all(len(h) == 2 * _DIGEST for h in hashes):
+        # one conversion for the lot: 20,000 bytes.fromhex calls cost a re-push ~15 ms
+        with contextlib.suppress(ValueError):
+            raw = bytes.fromhex("".join(hashes))
+            if len(raw) == _DIGEST * len(hashes):
+                return [raw[i : i + _DIGEST] for i in range(0, len(raw), _DIGEST)]
+    out: list[bytes] = []
+    for chunk_hash in hashes:
+        try:
+            digest = bytes.fromhex(chunk_hash)
+        except ValueError:
+            digest = b""
+        out.append(digest if len(digest) == _DIGEST else b"")
+    return out
 
 
 def _private_directory(directory: str) -> None:

@@ -90,33 +90,37 @@ class Router:
         """The hashes of one scan batch not seen before and not known stored, in order (``held``
         first: a chunk's bytes arrive no later than its file's entry)."""
         seen = self._seen
-        # hash, held bytes, or the entry, offset and size to read them again from
-        fresh: list[tuple[str, bytes | None, ChunkedFileEntry | None, int, int]] = []
+        kept: dict[str, bytes] = {}
         for chunk_hash, data in held:
             if chunk_hash in seen:
                 self._let_go(data)
             else:
                 seen[chunk_hash] = None
-                fresh.append((chunk_hash, data, None, 0, 0))
-        for entry in entries:
-            offset = 0
-            for chunk in entry.chunks:
-                if chunk.hash not in seen:  # not read (a cached file): read again if missing
-                    seen[chunk.hash] = None
-                    fresh.append((chunk.hash, None, entry, offset, chunk.size))
-                offset += chunk.size
-        if not fresh:
+                kept[chunk_hash] = data
+        # the chunks of files whose bytes were not read (a cached file): hashes first, and where
+        # to read them again only for those the push must check (a re-push: none of 20,000)
+        unread = [h for h in dict.fromkeys([c.hash for e in entries for c in e.chunks]) if h not in seen]
+        seen.update(dict.fromkeys(unread))
+        if not kept and not unread:
             return []
-        known = self._known(item[0] for item in fresh)
+        known = self._known([*kept, *unread])
         out: list[_Pending] = []
-        for chunk_hash, kept, owner, offset, size in fresh:
+        for chunk_hash, data in kept.items():
             if chunk_hash in known:
-                self._let_go(kept)
-            elif owner is None:
-                out.append((chunk_hash, kept, None))
+                self._let_go(data)
             else:
-                path = local_path(root, owner.path)
-                out.append((chunk_hash, None, ChunkSource(path, owner.path, offset, size, owner.file_id)))
+                out.append((chunk_hash, data, None))
+        wanted = {h: None for h in unread if h not in known}
+        if wanted:
+            sources: dict[str, ChunkSource] = {}
+            for entry in entries:
+                offset = 0
+                for chunk in entry.chunks:
+                    if chunk.hash in wanted and chunk.hash not in sources:
+                        path = local_path(root, entry.path)
+                        sources[chunk.hash] = ChunkSource(path, entry.path, offset, chunk.size, entry.file_id)
+                    offset += chunk.size
+            out += [(h, None, sources[h]) for h in wanted]
         return out
 
     def take(

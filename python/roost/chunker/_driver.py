@@ -33,6 +33,7 @@ from ._model import (
     SkipReason,
     build_entries,
     gc_paused,
+    hash_event,
 )
 
 __all__ = [
@@ -379,7 +380,7 @@ async def scan_stream(
                 if on_progress is not None and (file_events is None or file_events()):
                     # called here, not through _emit: a coroutine per file costs a re-push ~20 ms
                     pending = on_progress(
-                        HashProgress(entry.path, files_done, file_count, bytes_done, total_bytes)
+                        hash_event(entry.path, files_done, file_count, bytes_done, total_bytes)
                     )
                     if pending is not None and inspect.isawaitable(pending):
                         await pending

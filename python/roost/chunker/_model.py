@@ -138,6 +138,28 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_set_event_phase = HashProgress.__dict__["phase"].__set__
+_set_event_file = HashProgress.__dict__["file"].__set__
+_set_event_files_done = HashProgress.__dict__["files_done"].__set__
+_set_event_files_total = HashProgress.__dict__["files_total"].__set__
+_set_event_bytes_done = HashProgress.__dict__["bytes_done"].__set__
+_set_event_bytes_total = HashProgress.__dict__["bytes_total"].__set__
+
+
+def hash_event(
+    file: str, files_done: int, files_total: int, bytes_done: int, bytes_total: int
+) -> HashProgress:
+    """``HashProgress(...)`` in a third of the time: one per file of a re-push."""
+    event: HashProgress = _new(HashProgress)
+    _set_event_phase(event, "hash")
+    _set_event_file(event, file)
+    _set_event_files_done(event, files_done)
+    _set_event_files_total(event, files_total)
+    _set_event_bytes_done(event, bytes_done)
+    _set_event_bytes_total(event, bytes_total)
+    return event
+
+
 def _descriptor(digest: str, size: int) -> ChunkDescriptor:
     d: ChunkDescriptor = _new(ChunkDescriptor)
     _set_chunk_hash(d, digest)
