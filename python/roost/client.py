@@ -59,6 +59,22 @@ class ApiResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class JsonText:
+    """A request body already encoded as JSON, sent as it is (a 20,000-file version manifest is
+    formatted directly, several times faster than ``json.dumps`` of its dicts)."""
+
+    text: str
+
+
+def _json_content(body: Any) -> str | None:
+    if body is None:
+        return None
+    if isinstance(body, JsonText):
+        return body.text
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def new_idempotency_key(prefix: str = "py-sdk-") -> str:
     return f"{prefix}{uuid.uuid4()}"
 
@@ -210,7 +226,7 @@ class RoostClient:
         method = method.upper()
         request_headers = self._request_headers(method, idempotency_key, headers, key_prefix)
         params = _encode_query(query)
-        content = None if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        content = _json_content(body)
         if content is not None:
             request_headers.setdefault("Content-Type", "application/json")
         attempts = 1 if no_retry else self.retry.max_attempts
@@ -288,9 +304,8 @@ class RoostClient:
         """
         method = method.upper()
         headers = self._request_headers(method, idempotency_key, None, key_prefix)
-        content = (
-            None if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        )
+        text = _json_content(body)
+        content = None if text is None else text.encode()
         if content is not None:
             headers["Content-Type"] = "application/json"
         request = self._http.build_request(method, path, content=content, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -11,15 +12,18 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from roost import RetryPolicy, RoostApiError, RoostClient
-from roost._push.plan import build_manifest, missing_plan, version_body
-from roost._push.publish import Head, parse_stale_head
+from roost._push.plan import build_manifest, missing_plan, version_body, version_json
+from roost._push.publish import Head, _body, parse_stale_head
 from roost._push.storage import StorageClient
 from roost._push.tasks import ByteBudget, Emitter, crew
 from roost._push.types import PushProgressCheckMissing, PushProgressEvent, PushProgressUpload
 from roost._push.urls import UrlPool, parse_expiry
 from roost.chunker import ChunkDescriptor, ChunkedFileEntry
+from roost.client import JsonText
 
 pytestmark = pytest.mark.anyio
 
@@ -346,6 +350,49 @@ def test_manifest_first_occurrence_wins_and_plan_lists_files() -> None:
     stats = manifest.stats(uploaded_chunks=1, uploaded_bytes=4)
     assert (stats.file_count, stats.total_bytes, stats.total_chunks, stats.unique_chunks) == (3, 10, 3, 2)
     assert (stats.empty_files, stats.uploaded_chunks, stats.uploaded_bytes) == (1, 1, 4)
+
+
+_NOW = datetime(2026, 4, 29, 12, tzinfo=timezone.utc)
+_compact = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=12),  # any characters: quotes, controls, U+2028, emoji
+            st.lists(st.sampled_from(["a" * 64, "b" * 64, "0123456789abcdef" * 4]), max_size=3),
+        ),
+        max_size=6,
+    )
+)
+def test_version_json_is_exactly_the_compact_encoding_of_version_body(
+    files: list[tuple[str, list[str]]],
+) -> None:
+    entries = [
+        ChunkedFileEntry(path, 3 * len(hashes), tuple(ChunkDescriptor(h, 3) for h in hashes))
+        for path, hashes in files
+    ]
+    manifest = build_manifest("/root", entries)
+    assert version_json(manifest, now=_NOW) == _compact(version_body(manifest, now=_NOW))
+
+
+@pytest.mark.parametrize("odd", ['a"b', "a\\b", "a\nb", "\u2028", "\ud800"])
+def test_version_json_encodes_hashes_that_need_escaping_like_json_does(odd: str) -> None:
+    manifest = build_manifest("/root", [ChunkedFileEntry("f", 1, (ChunkDescriptor(odd, 1),))])
+    assert version_json(manifest, now=_NOW) == _compact(version_body(manifest, now=_NOW))
+
+
+@pytest.mark.parametrize("head", [None, Head(None), Head("v" * 64)])
+@pytest.mark.parametrize("extras", [{}, {"name": 'show "one"', "targets": ["m-1"], "description": "\u2028"}])
+def test_a_pre_encoded_version_gives_the_body_json_dumps_would(
+    head: Head | None, extras: dict[str, Any]
+) -> None:
+    version = {"schemaVersion": 2, "files": [{"path": 'é/"x"', "size": 0, "chunks": []}]}
+    spliced = _body("site-1", JsonText(_compact(version)), head, extras)
+    plain = _body("site-1", version, head, extras)
+    assert isinstance(spliced, JsonText)
+    assert spliced.text == _compact(plain)
 
 
 class RecordingTransport(httpx.MockTransport):

@@ -28,11 +28,11 @@ from ..chunker import (
     _stream_tree,
 )
 from ..chunker._driver import HeldBudget, StreamOutcome
-from ..client import RoostClient
+from ..client import JsonText, RoostClient
 from .check import check_missing
 from .head import RoostHead, fetch_version_files, read_head, same_fields
 from .ledger import KnownHead, Ledger, ledger_path
-from .plan import Manifest, build_manifest, missing_plan, version_body
+from .plan import Manifest, build_manifest, missing_plan, version_json
 from .portable import unportable_paths
 from .publish import Published, publish_version
 from .storage import StorageClient
@@ -368,7 +368,7 @@ async def push_directory(
                     http,
                     roost_id,
                     site_id=site_id,
-                    version=version_body(manifest),
+                    version=JsonText(version_json(manifest)),
                     extras=_publish_extras(opts),
                     head=head.guard,
                     emit=emit,

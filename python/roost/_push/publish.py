@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -10,7 +11,7 @@ from typing import Any
 
 from .._errors import RoostApiError
 from .._wire import api_path, as_int, as_opt_str, as_str_list, expect_object, require_str
-from ..client import RoostClient, new_idempotency_key
+from ..client import JsonText, RoostClient, new_idempotency_key
 from .tasks import Emitter
 from .types import PushProgressPublish
 
@@ -68,12 +69,18 @@ def parse_stale_head(error: RoostApiError) -> Head | None:
     return Head(None if value == "null" else value)
 
 
-def _body(base: Mapping[str, Any], head: Head | None, extras: Mapping[str, Any]) -> dict[str, Any]:
-    body = dict(base)
+def _body(
+    site_id: str, version: Mapping[str, Any] | JsonText, head: Head | None, extras: Mapping[str, Any]
+) -> dict[str, Any] | JsonText:
+    rest: dict[str, Any] = {}
     if head is not None:
-        body["expectedCurrentVersionId"] = head.version_id
-    body.update(extras)
-    return body
+        rest["expectedCurrentVersionId"] = head.version_id
+    rest.update(extras)
+    if isinstance(version, JsonText):  # encoded once, spliced into each attempt's body
+        start = json.dumps({"siteId": site_id}, separators=(",", ":"), ensure_ascii=False)[:-1]
+        end = json.dumps(rest, separators=(",", ":"), ensure_ascii=False)[1:] if rest else "}"
+        return JsonText(f'{start},"version":{version.text}{"," if rest else ""}{end}')
+    return {"siteId": site_id, "version": version, **rest}
 
 
 async def publish_version(
@@ -81,7 +88,7 @@ async def publish_version(
     roost_id: str,
     *,
     site_id: str,
-    version: Mapping[str, Any],
+    version: Mapping[str, Any] | JsonText,
     extras: Mapping[str, Any],
     head: Head | None,
     emit: Emitter,
@@ -99,14 +106,13 @@ async def publish_version(
     - A ``publish`` event with the 0-based attempt index precedes every 412-driven re-publish.
     """
     path = api_path("api", "roosts", roost_id, "versions")
-    base = {"siteId": site_id, "version": version}
     keys: dict[Head | None, str] = {}
     attempt = 0
     while True:
         key = keys.setdefault(head, new_idempotency_key(IDEMPOTENCY_PREFIX))
         try:
             response = await http.request(
-                path, method="POST", body=_body(base, head, extras), idempotency_key=key
+                path, method="POST", body=_body(site_id, version, head, extras), idempotency_key=key
             )
         except RoostApiError as error:
             if error.status != 412 or attempt + 1 >= MAX_PUBLISH_ATTEMPTS:
