@@ -26,6 +26,16 @@ class Emulator:
     url: str
     token: str
     site_id: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """The emulator process's user + system CPU so far (Linux /proc; 0 elsewhere)."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -47,7 +57,7 @@ def emulator(data: str, token: str, faults: str = "") -> Iterator[Emulator]:
                 url = value.strip()
             elif label.strip() == "site id":
                 site_id = value.strip()
-        yield Emulator(url, token, site_id)
+        yield Emulator(url, token, site_id, process.pid)
     finally:
         process.terminate()
         try:
