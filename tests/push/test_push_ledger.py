@@ -207,6 +207,25 @@ async def test_skip_unchanged_without_the_ledger_reads_the_head_version(tmp_path
     assert again.version_id == first.version_id
 
 
+async def test_skip_unchanged_with_a_ledger_that_lacks_the_head_trusts_the_head_chunks(
+    tmp_path: Path,
+) -> None:
+    tree(tmp_path)
+    api = FakeApi()
+    first = await push(api, tmp_path)
+    # another machine's ledger: it knows other chunks, not this roost's head nor its chunks
+    os.remove(ledger.ledger_path(API, SITE))
+    assert ledger.Ledger.load(ledger.ledger_path(API, SITE)).record(H[:3])
+    api.requests.clear()
+    api.check_batches.clear()
+    again = await push(api, tmp_path, skip_unchanged=True)
+    # the roost and its head version's files: the head's chunks are stored, none is checked
+    assert [r.method for r in api.requests] == ["GET", "GET"]
+    assert api.check_batches == []
+    assert again.unchanged is True
+    assert again.version_id == first.version_id
+
+
 @pytest.mark.parametrize(
     "change",
     ["file", "description", "name", "targets", "extract_path"],

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,7 +208,7 @@ async def push_directory(
             if unportable:
                 raise UnportablePathError(root, unportable)
 
-    def known(hashes: Iterable[str]) -> set[str]:
+    def known(hashes: list[str]) -> set[str]:
         listed = ledger.known(hashes) if ledger is not None else set()
         if head_files is not None and head_files.chunks:
             listed |= head_files.chunks.intersection(hashes)

@@ -14,7 +14,7 @@ their PUT, as every chunk used to be.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 import anyio
@@ -56,7 +56,7 @@ class Router:
         http: RoostClient,
         site_id: str,
         *,
-        known: Callable[[Iterable[str]], set[str]],
+        known: Callable[[list[str]], set[str]],
         held: HeldBudget | None,
         uploads: ObjectSendStream[UploadItem] | None,
         expect: Callable[[list[str], int], None],
