@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from roost.testing import EmulatorServer, start_server
 from roost.testing._jsonutil import canonical_json, dumps, loads
-from roost.testing.routes.chunks import _UsageCache, usage_cache, version_usage
+from roost.testing.routes.chunks import Usage, _UsageCache, usage_cache
 
 from ._helpers import MEDIA_TYPE, api_client, publish
 
@@ -319,8 +319,15 @@ _FILES = st.lists(
 def test_derived_fields_equal_the_per_chunk_rows(spec: list[tuple[str, list[tuple[str, float]]]]) -> None:
     version = _version(spec, "prop")
     stored = loads(canonical_json(version))
-    usage = version_usage(stored)
-    derived = {d: {"fileCount": c, "pathCount": c, "totalBytes": t} for d, (c, t) in usage.items()}
+    usage = Usage(stored)
+    derived: dict[str, dict[str, Any]] = {}
+    for digest in {c["hash"] for f in stored["files"] for c in f["chunks"]}:
+        found = usage.get(digest)
+        assert found is not None
+        count, total = found
+        derived[digest] = {"fileCount": count, "pathCount": count, "totalBytes": total}
+    assert len(usage) == len(derived)
+    assert usage.get("f" * 64) is None
     expected = _legacy_rows(version["files"])
     assert derived == expected
     for digest, fields in derived.items():
@@ -329,15 +336,19 @@ def test_derived_fields_equal_the_per_chunk_rows(spec: list[tuple[str, list[tupl
         assert not (isinstance(fields["totalBytes"], float) and math.isinf(fields["totalBytes"]))
 
 
+def _usage(*digests: str) -> Usage:
+    return Usage({"files": [{"path": "p", "chunks": [{"hash": d, "size": 1} for d in digests]}]})
+
+
 def test_usage_cache_is_bounded_and_least_recently_used_first_out() -> None:
     cache = _UsageCache(limit=5)
-    cache.put("v1", {"a": (1, 1), "b": (1, 1)})
-    cache.put("v2", {"c": (1, 1), "d": (1, 1)})
+    cache.put("v1", _usage("a", "b"))
+    cache.put("v2", _usage("c", "d"))
     assert cache.get("v1") is not None  # v2 is now the least recently used
-    cache.put("v3", {"e": (1, 1), "f": (1, 1)})
+    cache.put("v3", _usage("e", "f"))
     assert cache.get("v2") is None
     assert cache.get("v1") is not None
     assert cache.get("v3") is not None
     # one map larger than the bound is still kept (alone)
-    cache.put("big", {str(i): (1, 1) for i in range(9)})
+    cache.put("big", _usage(*(str(i) for i in range(9))))
     assert [cache.get(v) is not None for v in ("v1", "v3", "big")] == [False, False, True]

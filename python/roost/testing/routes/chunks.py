@@ -114,11 +114,8 @@ async def chunks_download_urls_post(ctx: Ctx) -> Response:
 # and the per-chunk rows of emulators before this one, stay in "referrer" under the chunk.
 
 VERSION_REFERRERS = "version_referrer"
-# a version's usage map costs ~250 bytes a distinct chunk: ~60 MB at most, ~12 versions of 20,000
+# a version's usage map costs ~200 bytes a distinct chunk: ~50 MB at most, ~12 versions of 20,000
 _USAGE_CACHE_CHUNKS = 250_000
-
-# digest -> (distinct paths using it, sum of its sizes over every occurrence)
-Usage = dict[str, tuple[int, int | float]]
 
 
 def record_version_referrer(
@@ -143,29 +140,48 @@ def record_version_referrer(
     )
 
 
-def version_usage(body: Any) -> Usage:
-    """Per chunk of a stored (so validated) version body: the fields of its referrer entry."""
-    paths: dict[str, set[str]] = {}
-    sizes: dict[str, int | float] = {}
-    for entry in body["files"]:
-        path = entry["path"]
-        for chunk in entry["chunks"]:
-            digest = chunk["hash"]
-            used_by = paths.get(digest)
-            if used_by is None:
-                paths[digest] = {path}
-                sizes[digest] = chunk["size"]
-            else:
-                used_by.add(path)
+class Usage:
+    """Per chunk of a stored (so validated) version body, the fields of its referrer entry: the
+    distinct paths using it and the sum of its sizes over every occurrence."""
+
+    __slots__ = ("_paths", "_sizes")
+
+    def __init__(self, body: Any) -> None:
+        # a path, or the set of them once a second one uses the chunk: one set per chunk made
+        # the map of a 20,000-file version cost twice as much
+        paths: dict[str, str | set[str]] = {}
+        sizes: dict[str, int | float] = {}
+        for entry in body["files"]:
+            path = entry["path"]
+            for chunk in entry["chunks"]:
+                digest = chunk["hash"]
+                held = paths.get(digest)
+                if held is None:
+                    paths[digest] = path
+                    sizes[digest] = chunk["size"]
+                    continue
+                if isinstance(held, str):
+                    if held != path:
+                        paths[digest] = {held, path}
+                else:
+                    held.add(path)
                 sizes[digest] += chunk["size"]
-    usage: Usage = {}
-    for digest, used_by in paths.items():
-        total = sizes[digest]
+        self._paths = paths
+        self._sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def get(self, digest: str) -> tuple[int, int | float] | None:
+        """``(fileCount, totalBytes)`` of ``digest``, or ``None`` when the version does not use it."""
+        held = self._paths.get(digest)
+        if held is None:
+            return None
+        total = self._sizes[digest]
         # as the per-chunk rows stored it: an integral float total is written as an integer
         if type(total) is float and total.is_integer():
             total = int(total)
-        usage[digest] = (len(used_by), total)
-    return usage
+        return (1 if isinstance(held, str) else len(held), total)
 
 
 class _UsageCache:
@@ -212,7 +228,7 @@ def _chunk_usage(store: Store, record: dict[str, Any], digest: str) -> tuple[int
         # a body that does not name the chunk is not parsed (a text search is ~1 ms, a parse ~50)
         if text is None or digest not in text:
             return None
-        usage = version_usage(loads(text))
+        usage = Usage(loads(text))
         usage_cache.put(version_id, usage)
     return usage.get(digest)
 
