@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from roost.chunker._model import gc_paused
+
 from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
 from .._jsonutil import iso, loads, now_ms
@@ -114,7 +116,8 @@ async def chunks_download_urls_post(ctx: Ctx) -> Response:
 # and the per-chunk rows of emulators before this one, stay in "referrer" under the chunk.
 
 VERSION_REFERRERS = "version_referrer"
-# a version's usage map costs ~200 bytes a distinct chunk: ~50 MB at most, ~12 versions of 20,000
+# a usage map holds ~225 bytes a distinct chunk (hash and path strings included): ~56 MB at
+# most, a dozen versions of 20,000 files
 _USAGE_CACHE_CHUNKS = 250_000
 
 
@@ -228,7 +231,8 @@ def _chunk_usage(store: Store, record: dict[str, Any], digest: str) -> tuple[int
         # a body that does not name the chunk is not parsed (a text search is ~1 ms, a parse ~50)
         if text is None or digest not in text:
             return None
-        usage = Usage(loads(text))
+        with gc_paused():
+            usage = Usage(loads(text))
         usage_cache.put(version_id, usage)
     return usage.get(digest)
 
