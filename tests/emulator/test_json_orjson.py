@@ -5,6 +5,7 @@ these properties run both paths (orjson, and the module with orjson taken away) 
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from roost.testing import _jsonutil
-from roost.testing._jsonutil import JsonError, canonical_json, loads
+from roost.testing._jsonutil import JsonError, canonical_json, gc_paused, loads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -320,3 +321,25 @@ def test_the_sdk_never_imports_orjson() -> None:
     imported, count = out.split()
     assert imported == "False"
     assert int(count) > 10
+
+
+def test_gc_paused_restores_the_collector_as_it_found_it() -> None:
+    seen: list[bool] = []
+
+    def fail_inside() -> None:
+        with gc_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("inside")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        fail_inside()
+    assert seen == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

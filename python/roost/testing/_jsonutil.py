@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
 import re
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
-# parsing a manifest makes 80,000 containers and no cycle: left running, the collector passes
-# over them again and again (what is freed before the pause ends is never looked at)
-from roost.chunker._model import gc_paused
-
 __all__ = [
     "JsonError",
     "canonical_json",
     "dumps",
+    "gc_paused",
     "iso",
     "js_len",
     "loads",
@@ -168,6 +167,21 @@ def _orjson_loads(orjson: ModuleType, text: str) -> tuple[Any] | None:
             return None
         value = value[0]
     return (value,)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector over a burst of allocation: parsing a manifest makes 80,000
+    containers and no cycle, which a running collector passes over again and again (what is
+    freed before the pause ends is never looked at). A collector paused elsewhere stays paused.
+    The chunker has the same helper; the emulator imports only the SDK's public API."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def dumps(value: Any) -> str:

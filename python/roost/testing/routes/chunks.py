@@ -8,11 +8,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from roost.chunker._model import gc_paused
-
 from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
-from .._jsonutil import iso, loads, now_ms
+from .._jsonutil import gc_paused, iso, loads, now_ms
 from .._problems import not_found, validation
 from .._refs import roost_parent
 from .._store import Store

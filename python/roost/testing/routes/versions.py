@@ -8,11 +8,9 @@ from typing import Any, TypeGuard
 
 from starlette.responses import Response
 
-from roost.chunker._model import gc_paused
-
 from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
-from .._jsonutil import canonical_json, iso, js_len, now_ms, sha256_hex
+from .._jsonutil import canonical_json, gc_paused, iso, js_len, now_ms, sha256_hex
 from .._problems import not_found, problem, validation
 from .._refs import resolve_version, roost_parent
 from .._webhooks import enqueue_event
