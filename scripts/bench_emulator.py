@@ -321,6 +321,9 @@ def bench_publish(emu: Emulator, bodies: list[bytes]) -> None:
         publish = time.perf_counter() - started
         publish_cpu = _process_cpu_s(emu.pid) - cpu
         response.raise_for_status()
+        # what the server still spends once it has answered (work it deferred), in a quiet second
+        time.sleep(1.0)
+        after_cpu = _process_cpu_s(emu.pid) - cpu - publish_cpu
         config["createdAt"] = "2026-04-23T15:30:00.000Z"
         text = json.dumps({"siteId": emu.site_id, "version": version})
         started = time.perf_counter()
@@ -328,14 +331,32 @@ def bench_publish(emu: Emulator, bodies: list[bytes]) -> None:
             "/api/roosts/bench-roost-01/versions", content=text, headers={"Content-Type": "application/json"}
         ).raise_for_status()
         second = time.perf_counter() - started
+        referrers = [_referrers(client, emu, hashes[len(hashes) // 2]) for _ in range(3)]
     print(
         f"check of {len(hashes)} hashes ({(len(hashes) + 899) // 900} calls): {check:.3f} s"
         f" (server CPU {check_cpu:.2f} s)"
     )
     print(
-        f"publish of a {len(files)}-file version: {publish:.3f} s (server CPU {publish_cpu:.2f} s;"
-        f" a second version: {second:.3f} s)"
+        f"publish of a {len(files)}-file version: {publish:.3f} s (server CPU {publish_cpu:.2f} s,"
+        f" then {after_cpu:.2f} s after the answer; a second version: {second:.3f} s)"
     )
+    print(
+        "referrers of one chunk in both versions: "
+        + ", then ".join(
+            f"{wall * 1e3:.1f} ms (server CPU {cpu_s * 1e3:.0f} ms)" for wall, cpu_s in referrers
+        )
+    )
+
+
+def _referrers(client: httpx.Client, emu: Emulator, digest: str) -> tuple[float, float]:
+    """Wall and server CPU seconds of one ``GET /api/chunks/{digest}/referrers``."""
+    cpu = _process_cpu_s(emu.pid)
+    started = time.perf_counter()
+    response = client.get(f"/api/chunks/{digest}/referrers", params={"siteId": emu.site_id})
+    wall = time.perf_counter() - started
+    response.raise_for_status()
+    assert len(response.json()["referrers"]) == 2
+    return wall, _process_cpu_s(emu.pid) - cpu
 
 
 def main() -> int:

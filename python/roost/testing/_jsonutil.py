@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import math
 import re
+import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 __all__ = [
     "JsonError",
     "canonical_json",
     "dumps",
+    "gc_paused",
     "iso",
     "js_len",
     "loads",
@@ -25,6 +31,23 @@ __all__ = [
 
 class JsonError(ValueError):
     """The text is not JSON the way ``JSON.parse`` sees it."""
+
+
+def _import_orjson() -> ModuleType | None:
+    # orjson comes with the ``server`` extra only (the SDK never imports it); without it every
+    # text takes the standard library's path, which gives the same answers, slower
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson
+
+
+_ORJSON = _import_orjson()
+# orjson's parser refuses more than this many nested arrays/objects (pinned by a test)
+_ORJSON_MAX_DEPTH = 1024
+# texts from this long are parsed with the collector paused (gc_paused)
+_PAUSE_GC_FROM = 1 << 16
 
 
 def _reject_constant(name: str) -> Any:
@@ -58,13 +81,13 @@ def _js_int(text: str) -> int | float:
     return int(text) if abs(nearest) <= _MAX_SAFE else nearest
 
 
-def _has_long_number(text: str) -> bool:
-    """Whether a number token of 16+ digits may be in ``text`` (a false alarm only costs speed).
+def _has_long_number(marked: bytes) -> bool:
+    """Whether a number token of 16+ digits may be in the text ``marked`` came from (a false
+    alarm only costs speed).
 
     Runs of 16 digits are found with bytes.find and only their left context is matched: a
     manifest has a few hundred such runs inside hashes, and a regex tried at every ``:`` cost
     ~15 ms more on 20,000 files."""
-    marked = _marked(text)
     at = marked.find(_SIXTEEN)
     while at >= 0:
         # back over the rest of the digits, a minus sign and whitespace, to a ":" (or "," "[")
@@ -97,12 +120,68 @@ def loads(text: str | bytes, *, floats: list[str] | None = None) -> Any:
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
+        marked = _marked(text)
         # the int hook costs a call per number; only a body with a long number needs it
-        if _has_long_number(text):
-            hooks["parse_int"] = _js_int
-        return json.loads(text, **hooks)
+        long_number = _has_long_number(marked)
+        with gc_paused() if len(text) >= _PAUSE_GC_FROM else contextlib.nullcontext():
+            if _ORJSON is not None and not long_number and not _may_hold_float(marked):
+                found = _orjson_loads(_ORJSON, text)
+                if found:
+                    return found[0]
+            if long_number:
+                hooks["parse_int"] = _js_int
+            return json.loads(text, **hooks)
     except (ValueError, RecursionError) as exc:
         raise JsonError(str(exc)) from None
+
+
+def _may_hold_float(marked: bytes) -> bool:
+    """Whether a float literal may be in the text (a false alarm only costs speed). Every number
+    in JSON is the whole text or follows ``:``, ``,`` or ``[`` (all ``:`` once marked)."""
+    return _NUMBER_TEXT.match(marked) is not None or _FLOAT_LITERAL.search(marked) is not None
+
+
+# a float literal after ``:``/``,``/``[``, ended by ``,``/``]``/``}`` (whitespace around allowed);
+# a time of day in a string ("15:30:00.000Z") is not followed by one
+_FLOAT_LITERAL = re.compile(rb": *-?0+(?:\.0+(?:[eE][-+]?0+)?|[eE][-+]?0+) *[:\]}]")
+_NUMBER_TEXT = re.compile(rb" *[-0]")
+
+
+def _orjson_loads(orjson: ModuleType, text: str) -> tuple[Any] | None:
+    """orjson's value for a text holding no float literal and no number of 16+ digits, where it
+    is provably ``json.loads``'s: only ints that fit 64 bits, strings, literals, arrays and
+    objects (duplicate keys: the last value at the first key's place, as both do). ``None``
+    when orjson refuses the text, which the standard path then decides (its error, or a value
+    orjson does not make, such as a lone surrogate escape)."""
+    # nesting: the standard parser recurses, and gives up (JsonError) near the recursion limit;
+    # the text is wrapped in enough arrays that orjson gives up first and leaves that to it
+    depth = max(0, min(_ORJSON_MAX_DEPTH, sys.getrecursionlimit() // 2))
+    wrap = _ORJSON_MAX_DEPTH - depth
+    try:
+        value = orjson.loads("[" * wrap + text + "]" * wrap)
+    except orjson.JSONDecodeError:
+        return None
+    # one element on every level, or the text was not one value ("", "1,2", "1],[2")
+    for _ in range(wrap):
+        if len(value) != 1:
+            return None
+        value = value[0]
+    return (value,)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector over a burst of allocation: parsing a manifest makes 80,000
+    containers and no cycle, which a running collector passes over again and again (what is
+    freed before the pause ends is never looked at). A collector paused elsewhere stays paused.
+    The chunker has the same helper; the emulator imports only the SDK's public API."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def dumps(value: Any) -> str:
@@ -182,8 +261,13 @@ def _canonical(value: Any, out: list[str]) -> None:
 def canonical_json(value: Any, *, floats: bool = True) -> str:
     """``JSON.stringify`` after recursively sorting object keys (UTF-16 order), as the server hashes.
 
-    ``floats=False``: the caller vouches that ``value`` holds no float (it was parsed from text
-    without a float literal), so the encoder output is not searched for one."""
+    ``floats=False``: the caller vouches that ``value`` was parsed by :func:`loads` from text
+    without a float literal (so its only floats stand for integer literals past 2**53), and the
+    encoder output is not searched for a float."""
+    if not floats and _ORJSON is not None:
+        encoded = _orjson_canonical(_ORJSON, value)
+        if encoded is not None:
+            return encoded
     try:
         fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError):
@@ -202,6 +286,38 @@ def canonical_json(value: Any, *, floats: bool = True) -> str:
     out: list[str] = []
     _canonical(value, out)
     return "".join(out)
+
+
+# what json.dumps and orjson write differently: floats (of a parsed value, past 2**53: 16
+# digits and ".0", or an exponent; non-finite ones are "null" in orjson) and, through key
+# order, characters from U+E000 up (UTF-8 lead bytes 0xEE-0xF4)
+# (one literal-prefixed pattern each: a search for ".0" then one of three is 1 ms, three
+# searches 6 ms, on a 20,000-file manifest)
+_ORJSON_UNSURE = (re.compile(rb"\.0[,\]}]"), re.compile(rb"e\+"), re.compile(rb"null"))
+_HIGH_UTF8 = re.compile(rb"[\xee-\xff]")
+
+
+def _orjson_canonical(orjson: ModuleType, value: Any) -> str | None:
+    """orjson's sorted encoding where it is provably the standard encoder's, which is what
+    :func:`canonical_json` gives for a value without a float and without characters from
+    U+E000 up; ``None`` when not sure. A parsed value holds only dicts with string keys, lists,
+    strings, ints, floats, bools and ``None``: orjson refuses (so ``None`` here) subclasses,
+    dataclasses, dates, non-string keys, ints past 64 bits, lone surrogates and deep nesting."""
+    try:
+        encoded: bytes = orjson.dumps(
+            value,
+            option=orjson.OPT_SORT_KEYS
+            | orjson.OPT_PASSTHROUGH_SUBCLASS
+            | orjson.OPT_PASSTHROUGH_DATACLASS
+            | orjson.OPT_PASSTHROUGH_DATETIME,
+        )
+    except orjson.JSONEncodeError:
+        return None
+    if any(unsure.search(encoded) is not None for unsure in _ORJSON_UNSURE):
+        return None
+    if not encoded.isascii() and _HIGH_UTF8.search(encoded) is not None:
+        return None
+    return encoded.decode("utf-8")
 
 
 def sha256_hex(data: bytes | str) -> str:

@@ -59,8 +59,8 @@ class Store:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        # 64 MiB of page cache (default 2 MiB): 20,000 referrer rows of one publish land at random
-        # places in the primary key, and a small cache rereads pages for most of them
+        # 64 MiB of page cache (default 2 MiB): version bodies are megabytes, and a store that
+        # older emulators filled with 20,000 referrer rows per publish is read at random places
         self._conn.execute("PRAGMA cache_size=-65536")
         self._conn.executescript(_SCHEMA)
         self._lock = threading.RLock()
@@ -136,16 +136,9 @@ class Store:
             coll, [(parent, doc_id, json.dumps(data, separators=(",", ":"))) for parent, doc_id, data in docs]
         )
 
-    def put_many_text(self, coll: str, docs: list[tuple[str, str, str]], *, batch: int = 0) -> None:
-        """:meth:`put_many` for documents already serialised as JSON objects. With ``batch``, the
-        lock is let go between batches so that a background write does not stall requests."""
-        size = batch or max(1, len(docs))
-        for start in range(0, len(docs), size):
-            self._put_rows(coll, docs[start : start + size])
-
-    def _put_rows(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
-        # one transaction per batch: outside one, SQLite commits every row on its own (20,000
-        # referrer rows took 1 s, and held the GIL against the requests that followed a publish)
+    def put_many_text(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
+        """:meth:`put_many` for documents already serialised as JSON objects."""
+        # one transaction: outside one, SQLite commits every row on its own
         with self.transaction():
             rows = [(coll, parent, doc_id, self.next_seq(), text) for parent, doc_id, text in docs]
             self._conn.executemany(
@@ -177,6 +170,25 @@ class Store:
                     (coll, parent),
                 ).fetchall()
         return [(str(doc_id), json.loads(data)) for doc_id, data in rows]
+
+    def docs_with_seq(self, coll: str, parent: str) -> list[tuple[str, int, dict[str, Any]]]:
+        """:meth:`docs` under one parent, newest first, with each document's list position (to
+        merge lists kept in different collections in one order)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, seq, data FROM docs WHERE coll = ? AND parent = ? ORDER BY seq DESC",
+                (coll, parent),
+            ).fetchall()
+        return [(str(doc_id), int(seq), json.loads(data)) for doc_id, seq, data in rows]
+
+    def count(self, coll: str | None = None) -> int:
+        """How many documents are stored (in one collection, or in all)."""
+        with self._lock:
+            if coll is None:
+                row = self._conn.execute("SELECT COUNT(*) FROM docs").fetchone()
+            else:
+                row = self._conn.execute("SELECT COUNT(*) FROM docs WHERE coll = ?", (coll,)).fetchone()
+        return int(row[0])
 
     def docs_with_parent(self, coll: str) -> list[tuple[str, str, dict[str, Any]]]:
         with self._lock:

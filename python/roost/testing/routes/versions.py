@@ -10,11 +10,12 @@ from starlette.responses import Response
 
 from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
-from .._jsonutil import canonical_json, dumps, iso, js_len, now_ms, sha256_hex
+from .._jsonutil import canonical_json, gc_paused, iso, js_len, now_ms, sha256_hex
 from .._problems import not_found, problem, validation
 from .._refs import resolve_version, roost_parent
 from .._webhooks import enqueue_event
 from ._shared import version_summary
+from .chunks import record_version_referrer
 from .roosts import validate_targets
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "version_patch",
     "versions_list",
     "versions_publish",
-    "write_version_referrers",
 ]
 
 
@@ -167,6 +167,13 @@ def _explain_invalid(files: list[Any]) -> None:
 
 
 async def versions_publish(ctx: Ctx) -> Response:
+    # the parsed manifest (80,000 containers for 20,000 files) is freed when _publish returns,
+    # before the collector, paused until then, would have passed over it
+    with gc_paused():
+        return await _publish(ctx)
+
+
+async def _publish(ctx: Ctx) -> Response:
     emu = ctx.emu
     store = emu.store
     roost_id = Ctx.resource_id(ctx.param("roostId"))
@@ -328,11 +335,7 @@ async def versions_publish(ctx: Ctx) -> Response:
         )
         apply_config()
         store.put("roost", site_id, roost_id, roost, new_seq=created_roost)
-        # 20,000 referrer rows take longer than the rest of the publish: written after the
-        # answer, on the emulator's background writer; the referrer routes wait for it (settle).
-        emu.defer(
-            write_version_referrers, emu, site_id, roost_id, version_id, number, files, principal.uid, now
-        )
+        record_version_referrer(store, site_id, roost_id, version_id, number, principal.uid, now)
         event = {
             "roostId": roost_id,
             "versionId": version_id,
@@ -354,39 +357,6 @@ async def versions_publish(ctx: Ctx) -> Response:
         },
         201,
     )
-
-
-def write_version_referrers(
-    emu: Emulator,
-    site_id: str,
-    roost_id: str,
-    version_id: str,
-    number: int,
-    files: list[dict[str, Any]],
-    uid: str,
-    now: int,
-) -> None:
-    store = emu.store
-    paths: dict[str, set[str]] = {}
-    sizes: dict[str, float] = {}
-    for entry in files:
-        for chunk in entry["chunks"]:
-            paths.setdefault(chunk["hash"], set()).add(entry["path"])
-            sizes[chunk["hash"]] = sizes.get(chunk["hash"], 0) + chunk["size"]
-    entry_id = f"version_{roost_id}_{version_id}"
-    # One row per chunk, 20,000 for a large version: the JSON is built from a template because
-    # json.dumps per row was a third of the publish. Key order is that of the documents.
-    head = dumps({"source": "version", "roostId": roost_id, "versionId": version_id, "versionNumber": number})
-    tail = dumps({"createdAt": now, "createdBy": uid, "mountedAt": now})
-    rows: list[tuple[str, str, str]] = []
-    for digest, used_by in paths.items():
-        total = sizes[digest]
-        count = len(used_by)
-        total_text = str(total) if type(total) is int else dumps(int(total) if total.is_integer() else total)
-        text = f'{head[:-1]},"fileCount":{count},"pathCount":{count},"totalBytes":{total_text},{tail[1:]}'
-        rows.append((f"{site_id}/{digest}", entry_id, text))
-    # batches: the writer lets go of the store between them, so requests wait at most ~60 ms
-    store.put_many_text("referrer", rows, batch=5000)
 
 
 async def versions_list(ctx: Ctx) -> Response:

@@ -1,0 +1,345 @@
+"""orjson in ``roost.testing._jsonutil``: the same bytes and values as the standard library path.
+
+``canonical_json`` and ``loads`` take orjson only where its answer is provably the standard path's;
+these properties run both paths (orjson, and the module with orjson taken away) on the same input."""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+
+from roost.testing import _jsonutil
+from roost.testing._jsonutil import JsonError, canonical_json, gc_paused, loads
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# strings with what JSON and UTF-16 make hard: control characters, quotes, U+2028/U+2029,
+# characters around U+E000 (code point vs UTF-16 order), non-BMP ones and lone surrogates
+_CHARS = st.one_of(
+    st.characters(),
+    st.sampled_from(["\x00", "\x1f", "\x7f", '"', "\\", "/", "\u2028", "\u2029", "\ud800", "\udfff"]),
+    st.sampled_from(["\ue000", "\uffff", "\U00010000", "\U0001f600", "\ufeff"]),
+)
+_TEXT = st.text(_CHARS, max_size=8)
+_KEYS = st.one_of(_TEXT, st.sampled_from(["a", "b", "path", "size", "hash", "\U0001f600", "\uff61"]))
+_INTS = st.one_of(
+    st.integers(-(2**53), 2**53),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1]),
+)
+_FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, 1e16, 1e21, 1e-7, 5e-324, 2.0**53 + 2, 1.5, 0.1]),
+)
+# what loads makes from text without a float literal: floats only for integers past 2**53
+_BIG_INT_FLOATS = st.one_of(
+    st.floats(min_value=2.0**53 + 2, max_value=1.7e308),
+    st.floats(max_value=-(2.0**53) - 2, min_value=-1.7e308),
+    st.sampled_from([math.inf, -math.inf, 2.0**53 + 2, 9.999999999999998e15, 1e16]),
+)
+
+
+def _values(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.dictionaries(_KEYS, inner, max_size=4),
+        ),
+        max_leaves=12,
+    )
+
+
+_PARSED = _values(st.one_of(st.none(), st.booleans(), _INTS, _TEXT))
+_PARSED_BIG = _values(st.one_of(st.none(), st.booleans(), _INTS, _TEXT, _BIG_INT_FLOATS))
+_ANY = _values(st.one_of(st.none(), st.booleans(), _INTS, _TEXT, _FLOATS))
+
+
+@pytest.fixture(autouse=True)
+def _orjson_present() -> None:
+    assert _jsonutil._ORJSON is orjson, "the server extra brings orjson; these tests compare against it"
+
+
+def _without_orjson(call: Callable[[], Any]) -> Any:
+    saved = _jsonutil._ORJSON
+    _jsonutil._ORJSON = None
+    try:
+        return call()
+    finally:
+        _jsonutil._ORJSON = saved
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """What a call gives, comparable: ``repr`` keeps types (1 against 1.0) and key order."""
+    try:
+        return ("value", repr(call()))
+    except JsonError:
+        return ("JsonError", None)
+    except (TypeError, ValueError, RecursionError, UnicodeError) as exc:
+        return (type(exc).__name__, None)
+
+
+def _same_canonical(value: Any, floats: bool) -> None:
+    fast = _outcome(lambda: canonical_json(value, floats=floats))
+    slow = _outcome(lambda: _without_orjson(lambda: canonical_json(value, floats=floats)))
+    assert fast == slow
+
+
+# -- canonical_json ------------------------------------------------------------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PARSED_BIG)
+@example({"b": 1, "a": [True, None, "x\u2028\x01"]})
+@example({"\U0001f600": 1, "\uff61": 2})  # code point order and UTF-16 order disagree
+@example({"a": 2**64})
+@example({"lone": "\ud800"})
+@example({"size": 2.0**53 + 2, "far": 1e300, "inf": math.inf})
+def test_canonical_json_of_a_parsed_value_is_the_standard_paths(value: Any) -> None:
+    _same_canonical(value, floats=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ANY)
+def test_canonical_json_with_any_float_is_the_standard_paths(value: Any) -> None:
+    _same_canonical(value, floats=True)
+
+
+def test_canonical_json_takes_orjson_for_a_plain_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    real = _jsonutil._orjson_canonical
+
+    def spy(module: Any, value: Any) -> str | None:
+        answer = real(module, value)
+        calls.append(answer)
+        return answer
+
+    monkeypatch.setattr(_jsonutil, "_orjson_canonical", spy)
+    value = {"files": [{"path": "a/b.bin", "size": 3, "chunks": [{"hash": "0" * 64, "size": 3}]}]}
+    assert canonical_json(value, floats=False) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+    assert len(calls) == 1
+    assert calls[0] is not None
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"k": (1, 2)},
+        {1: "int key"},
+        {"deep": _nested(300)},
+        type("S", (str,), {})("a str subclass"),
+        {"b": 1, "a": type("D", (dict,), {})(z=1, y=2)},
+    ],
+)
+def test_canonical_json_of_other_shapes_is_the_standard_paths(value: Any) -> None:
+    _same_canonical(value, floats=False)
+    _same_canonical(value, floats=True)
+
+
+# -- loads ---------------------------------------------------------------------------------
+
+
+def _dumps_variants(value: Any) -> Iterator[str]:
+    yield json.dumps(value, ensure_ascii=False, allow_nan=False)
+    yield json.dumps(value, ensure_ascii=True, allow_nan=False, indent=1)
+    yield json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _same_loads(text: str | bytes) -> None:
+    fast_floats: list[str] = []
+    slow_floats: list[str] = []
+    fast = _outcome(lambda: loads(text, floats=fast_floats))
+    slow = _outcome(lambda: _without_orjson(lambda: loads(text, floats=slow_floats)))
+    assert fast == slow
+    assert fast_floats == slow_floats
+    assert _outcome(lambda: loads(text)) == _outcome(lambda: _without_orjson(lambda: loads(text)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANY)
+def test_loads_of_encoded_values_is_the_standard_paths(value: Any) -> None:
+    try:
+        texts = list(_dumps_variants(value))
+    except ValueError:
+        assume(False)
+        return
+    for text in texts:
+        _same_loads(text)
+        _same_loads(text.encode("utf-8", "surrogatepass"))
+
+
+_TOKENS = st.sampled_from(
+    [
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        " ",
+        "\n",
+        '"a"',
+        '"b"',
+        '"\\ud800"',
+        '"\\ud83d\\ude00"',
+        '"\\u2028"',
+        '"\x01"',
+        '"15:30:00.000Z"',
+        "0",
+        "-0",
+        "1",
+        "-12",
+        "1.5",
+        "1e5",
+        "4.0",
+        "1E400",
+        "12345678901234567890",
+        "9007199254740993",
+        "9" * 4000,
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "true",
+        "null",
+        "\ufeff",
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_TOKENS, max_size=14).map("".join))
+@example('{"a":1,"a":2,"b":3}')
+@example('{"a":1,"b":2,"a":{"c":3}}')
+@example('{"x":' + "9" * 4000 + "}")
+@example('{"x":-' + "9" * 400 + ".5e3}")
+@example('{"size":NaN}')
+@example('{"s":"\\ud800"}')
+@example(' {"t": "15:30:00.000Z", "n" : 1 , "f" :2.50 } ')
+@example("1.5")
+@example(" -3")
+def test_loads_of_token_soup_is_the_standard_paths(text: str) -> None:
+    _same_loads(text)
+
+
+@pytest.mark.parametrize("depth", [1, 400, 600, 950, 990, 1000, 1024, 1025, 3000])
+def test_deep_nesting_is_decided_as_the_standard_path_decides(depth: int) -> None:
+    for text in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+        _same_loads(text)
+
+
+def test_the_orjson_nesting_limit_the_loader_relies_on() -> None:
+    limit = _jsonutil._ORJSON_MAX_DEPTH
+    assert orjson.loads("[" * limit + "]" * limit) is not None
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads("[" * (limit + 1) + "]" * (limit + 1))
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads('{"a":' * (limit + 1) + "1" + "}" * (limit + 1))
+
+
+def test_loads_takes_orjson_for_a_plain_body_and_not_for_a_float(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[str] = []
+    real = _jsonutil._orjson_loads
+
+    def spy(module: Any, text: str) -> tuple[Any] | None:
+        taken.append(text)
+        return real(module, text)
+
+    monkeypatch.setattr(_jsonutil, "_orjson_loads", spy)
+    assert loads('{"config":{"createdAt":"2026-04-22T15:30:00.000Z"},"size": 12}') == {
+        "config": {"createdAt": "2026-04-22T15:30:00.000Z"},
+        "size": 12,
+    }
+    assert len(taken) == 1
+    floats: list[str] = []
+    assert loads('{"size": 1.50}', floats=floats) == {"size": 1.5}
+    assert floats == ["1.50"]
+    assert loads('{"size": 12345678901234567890}') == {"size": 1.2345678901234567e19}
+    assert len(taken) == 1
+
+
+# -- without orjson ------------------------------------------------------------------------
+
+
+def _python(code: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_emulator_json_works_without_orjson() -> None:
+    text = '{"b": [1, 2.50, 12345678901234567890], "a": "\\ud800"}'
+    out = _python(
+        "import sys; sys.modules['orjson'] = None\n"
+        "from roost.testing import _jsonutil as j\n"
+        "assert j._ORJSON is None\n"
+        "floats = []\n"
+        f"v = j.loads({text!r}, floats=floats)\n"
+        "print(floats, ascii(j.canonical_json(v)), j.canonical_json({'k': [1, 'x']}, floats=False))\n"
+    )
+    floats: list[str] = []
+    expected = ascii(canonical_json(loads(text, floats=floats)))
+    assert floats == ["2.50"]
+    assert out == f"['2.50'] {expected} " + '{"k":[1,"x"]}'
+
+
+def test_the_sdk_never_imports_orjson() -> None:
+    # every SDK module, the emulator (roost.testing, the server extra) aside
+    out = _python(
+        "import importlib, pkgutil, sys\n"
+        "def walk(package):\n"
+        "    for info in pkgutil.iter_modules(package.__path__, package.__name__ + '.'):\n"
+        "        if info.name == 'roost.testing' or info.name.endswith('__main__'):\n"
+        "            continue\n"
+        "        module = importlib.import_module(info.name)\n"
+        "        if info.ispkg:\n"
+        "            walk(module)\n"
+        "walk(importlib.import_module('roost'))\n"
+        "print('orjson' in sys.modules, len([m for m in sys.modules if m.startswith('roost.')]))\n"
+    )
+    imported, count = out.split()
+    assert imported == "False"
+    assert int(count) > 10
+
+
+def test_gc_paused_restores_the_collector_as_it_found_it() -> None:
+    seen: list[bool] = []
+
+    def fail_inside() -> None:
+        with gc_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("inside")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        fail_inside()
+    assert seen == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
