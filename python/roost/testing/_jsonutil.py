@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import re
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -44,8 +43,6 @@ def _import_orjson() -> ModuleType | None:
 
 
 _ORJSON = _import_orjson()
-# orjson's parser refuses more than this many nested arrays/objects (pinned by a test)
-_ORJSON_MAX_DEPTH = 1024
 # texts from this long are parsed with the collector paused (gc_paused)
 _PAUSE_GC_FROM = 1 << 16
 
@@ -120,53 +117,15 @@ def loads(text: str | bytes, *, floats: list[str] | None = None) -> Any:
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        marked = _marked(text)
         # the int hook costs a call per number; only a body with a long number needs it
-        long_number = _has_long_number(marked)
+        if _has_long_number(_marked(text)):
+            hooks["parse_int"] = _js_int
+        # Not orjson: telling whether a text holds a float literal (which orjson cannot report)
+        # took longer than the standard parser's whole pass, whose hook sees each one for free.
         with gc_paused() if len(text) >= _PAUSE_GC_FROM else contextlib.nullcontext():
-            if _ORJSON is not None and not long_number and not _may_hold_float(marked):
-                found = _orjson_loads(_ORJSON, text)
-                if found:
-                    return found[0]
-            if long_number:
-                hooks["parse_int"] = _js_int
             return json.loads(text, **hooks)
     except (ValueError, RecursionError) as exc:
         raise JsonError(str(exc)) from None
-
-
-def _may_hold_float(marked: bytes) -> bool:
-    """Whether a float literal may be in the text (a false alarm only costs speed). Every number
-    in JSON is the whole text or follows ``:``, ``,`` or ``[`` (all ``:`` once marked)."""
-    return _NUMBER_TEXT.match(marked) is not None or _FLOAT_LITERAL.search(marked) is not None
-
-
-# a float literal after ``:``/``,``/``[``, ended by ``,``/``]``/``}`` (whitespace around allowed);
-# a time of day in a string ("15:30:00.000Z") is not followed by one
-_FLOAT_LITERAL = re.compile(rb": *-?0+(?:\.0+(?:[eE][-+]?0+)?|[eE][-+]?0+) *[:\]}]")
-_NUMBER_TEXT = re.compile(rb" *[-0]")
-
-
-def _orjson_loads(orjson: ModuleType, text: str) -> tuple[Any] | None:
-    """orjson's value for a text holding no float literal and no number of 16+ digits, where it
-    is provably ``json.loads``'s: only ints that fit 64 bits, strings, literals, arrays and
-    objects (duplicate keys: the last value at the first key's place, as both do). ``None``
-    when orjson refuses the text, which the standard path then decides (its error, or a value
-    orjson does not make, such as a lone surrogate escape)."""
-    # nesting: the standard parser recurses, and gives up (JsonError) near the recursion limit;
-    # the text is wrapped in enough arrays that orjson gives up first and leaves that to it
-    depth = max(0, min(_ORJSON_MAX_DEPTH, sys.getrecursionlimit() // 2))
-    wrap = _ORJSON_MAX_DEPTH - depth
-    try:
-        value = orjson.loads("[" * wrap + text + "]" * wrap)
-    except orjson.JSONDecodeError:
-        return None
-    # one element on every level, or the text was not one value ("", "1,2", "1],[2")
-    for _ in range(wrap):
-        if len(value) != 1:
-            return None
-        value = value[0]
-    return (value,)
 
 
 @contextlib.contextmanager
