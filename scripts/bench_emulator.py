@@ -277,6 +277,16 @@ def bench_large(emu: Emulator, count: int, procs: int, conns: int) -> None:
             elapsed, ok = put_all(emu, jobs, procs, min(conns, 4))
     rate = count * CHUNK / elapsed / 1e9
     print(f"storage 4 MiB PUTs: {rate:.2f} GB/s ({count} in {elapsed:.2f} s, {ok} ok; {cpu.describe(count)})")
+    # The bound where the emulator and the load generator share the cores: each PUT needs this
+    # much CPU in all, and no schedule does better than every core busy all the time.
+    cores = os.cpu_count() or 1
+    per_put = (cpu.server_s + cpu.generator_s) / count
+    if per_put > 0:
+        print(
+            f"  CPU bound: {per_put * 1e3:.2f} ms a PUT on {cores} cores caps 4 MiB PUTs at"
+            f" {cores / per_put * CHUNK / 1e9:.2f} GB/s; 1 GB/s needs at most"
+            f" {cores / (1e9 / CHUNK) * 1e3:.2f} ms a PUT"
+        )
 
 
 def bench_publish(emu: Emulator, bodies: list[bytes]) -> None:
