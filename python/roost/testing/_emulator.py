@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,8 +176,6 @@ class Emulator:
         self.user_id = DEFAULT_USER_ID
         self.token = ""
         self.id_token = ""
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-emulator-writer")
-        self._deferred: list[Future[None]] = []
         self.webhook_kick: Any = None  # set by the dispatcher: callable() waking it up
 
     # -- TTLs ------------------------------------------------------------------------------
@@ -508,23 +504,7 @@ class Emulator:
     def chunk_key(self, site_id: str, digest: str) -> str:
         return f"project-content/{site_id}/{digest[:2]}/{digest}"
 
-    # -- deferred writes ---------------------------------------------------------------------
-
-    def defer(self, work: Callable[..., None], *args: Any) -> None:
-        """Run ``work(*args)`` on the background writer, after the current answer."""
-        with self._records_lock:
-            self._deferred = [f for f in self._deferred if not f.done()]
-            self._deferred.append(self._writer.submit(work, *args))
-
-    async def settle(self) -> None:
-        """Wait until every deferred write is done (and raise what one raised)."""
-        with self._records_lock:
-            pending = list(self._deferred)
-        for future in pending:
-            await asyncio.wrap_future(future)
-
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
         self.store.close()
 
 
