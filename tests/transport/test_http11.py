@@ -14,10 +14,12 @@ import pytest
 import trustme
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSListener
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from roost import RoostClient
 from roost._transport import StorageClient
-from roost._transport.http11 import LeanHttp11Transport
+from roost._transport.http11 import LeanHttp11Transport, plain_target
 
 pytestmark = pytest.mark.anyio
 
@@ -331,3 +333,119 @@ async def test_https_puts_verify_the_server_certificate(caplog: pytest.LogCaptur
             with pytest.raises(httpx.ConnectError):
                 await client.put(url, content=b"chunk bytes")
         assert seen.bodies == [b"chunk bytes"]
+
+
+_SIGNED = (
+    "https://r2.example.com/project-content/site-1/ab/" + "ab" * 32 + "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=k%2F20261203%2Fauto%2Fs3%2Faws4_request&X-Amz-Date=20261203T161000Z"
+    "&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=" + "cd" * 32
+)
+_URL_PIECES = st.sampled_from(
+    [
+        "a",
+        "Z",
+        "0",
+        "-",
+        ".",
+        "_",
+        "~",
+        "%2F",
+        "%zz",
+        "%",
+        "/",
+        "?",
+        "&",
+        "=",
+        "+",
+        ":",
+        "@",
+        "!",
+        "'",
+        "(",
+        ")",
+        "*",
+        ",",
+        ";",
+        "$",
+        " ",
+        '"',
+        "#",
+        "[",
+        "]",
+        "<",
+        "|",
+        "\\",
+        "^",
+        "`",
+        "{",
+        "é",
+        "/./",
+        "/../",
+        "/.",
+        "\n",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://", "HTTP://", "ftp://"]),
+    st.sampled_from(
+        ["127.0.0.1", "r2.example.com", "R2.example.com", "[::1]", "xn--bcher-kva.example", "a_b"]
+    ),
+    st.sampled_from(["", ":80", ":443", ":8080", ":0", ":99999", ":"]),
+    st.lists(_URL_PIECES, max_size=12).map("".join),
+)
+@example("https://", "r2.example.com", "", "/" + _SIGNED.split("/", 3)[3])
+def test_a_plain_target_is_what_httpx_would_send(scheme: str, host: str, port: str, rest: str) -> None:
+    url = f"{scheme}{host}{port}/{rest}"
+    parts = plain_target(url)
+    if parts is None:
+        return
+    parsed = httpx.URL(url)
+    origin, target, netloc = parts
+    assert origin == (parsed.scheme, parsed.host, parsed.port or {"http": 80, "https": 443}[parsed.scheme])
+    assert target == parsed.raw_path
+    assert netloc == parsed.netloc
+
+
+def test_a_signed_url_is_plain_and_odd_ones_are_not() -> None:
+    assert plain_target(_SIGNED) is not None
+    assert plain_target(_SIGNED.replace("https://", "http://").replace(".com/", ".com:9000/")) is not None
+    for odd in (
+        _SIGNED.replace("r2.", "R2."),  # httpx lower-cases the host
+        _SIGNED.replace(".com/", ".com:443/"),  # and drops a default port
+        _SIGNED + " ",
+        _SIGNED + "#frag",
+        _SIGNED.replace("%2F", "%2"),
+        "https://user:pw@r2.example.com/x",
+        "https://[::1]/x",
+        "https://r2.example.com/a/../x",
+        "https://r2.example.com",
+    ):
+        assert plain_target(odd) is None, odd
+
+
+async def test_a_plain_put_sends_the_bytes_an_httpx_request_would() -> None:
+    seen = Seen()
+    async with tcp_server(answering(seen, OK), seen) as port:
+        transport = LeanHttp11Transport(max_connections=1)
+        try:
+            for url in (
+                f"http://127.0.0.1:{port}/storage/a%2Fb/1?X-Sig=ab&n=1",
+                f"http://127.0.0.1:{port}/s/x y",
+            ):
+                plain = await transport.put(url, b"body", b"application/octet-stream", {})
+                request = httpx.Request(
+                    "PUT", url, content=b"body", headers={"Content-Type": "application/octet-stream"}
+                )
+                through = await transport.handle_async_request(request)
+                assert plain.status_code == through.status_code == 200
+                assert await plain.aread() == b"ok"
+        finally:
+            await transport.aclose()
+    assert plain_target(f"http://127.0.0.1:{port}/storage/a%2Fb/1?X-Sig=ab&n=1") is not None
+    assert seen.heads[0] == seen.heads[1]  # the plain path
+    assert seen.heads[2] == seen.heads[3]  # a URL httpx re-encodes: through httpx.Request
+    assert seen.heads[2].startswith(b"PUT /s/x%20y HTTP/1.1")
+    assert seen.bodies == [b"body"] * 4

@@ -29,6 +29,7 @@ that left the socket's send queue where the system says (Linux), not bytes hande
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 import struct
 import sys
@@ -75,6 +76,15 @@ ACKED_BODY_FLOOR_BPS = 16 * 1024
 _CRLF = b"\r\n"
 _HEAD_END = b"\r\n\r\n"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A URL httpx would send exactly as written: lower-case scheme and host name, a port that is not
+# the default one, and a path and query of characters it never re-encodes (unreserved,
+# sub-delims, ":@/?" and %XX escapes). A signed storage URL is one; anything else (IDNA, IPv6,
+# user info, a fragment, other characters) goes through httpx.Request.
+_PLAIN_URL = re.compile(
+    r"(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::([0-9]{1,5}))?"
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?)"
+)
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NETWORK_ERRORS = (
     OSError,
     anyio.BrokenResourceError,
@@ -116,6 +126,22 @@ class _Connection:
             await self.stream.aclose()  # closing a broken socket may fail: nothing to do
 
 
+@dataclass(frozen=True, slots=True)
+class _PlainRequest:
+    """What an exchange needs of a request sent without an ``httpx.Request`` (see ``put``)."""
+
+    method: str
+    extensions: dict[str, Any]
+
+
+Request = httpx.Request | _PlainRequest
+
+
+def _for_httpx(request: Request) -> httpx.Request | None:
+    """The request to attach to an httpx error or response (none for a plain one)."""
+    return request if isinstance(request, httpx.Request) else None
+
+
 Origin = tuple[str, str, int]
 Pace = Callable[[int], Awaitable[None]]
 Sent = Callable[[int], None]
@@ -149,6 +175,26 @@ def _send_queue(stream: anyio.abc.ByteStream) -> Callable[[], int | None]:
 def _timeout(timeouts: dict[str, Any], name: str) -> float | None:
     value = timeouts.get(name)
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def plain_target(url: str) -> tuple[Origin, bytes, bytes] | None:
+    """``(origin, request target, Host value)`` of a URL that httpx would send unchanged, else
+    None. Parsing a 370-character signed URL into an ``httpx.Request`` costs about 120 us, a
+    tenth of a small chunk's whole PUT in CPU; this match costs a few."""
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None or _BAD_ESCAPE.search(url) is not None:
+        return None
+    scheme, host, port_text, target = match.groups()
+    if "xn--" in host:
+        return None  # httpx names an IDNA host by its Unicode form
+    path = target.partition("?")[0]
+    if "/./" in path or "/../" in path or path.endswith(("/.", "/..")):
+        return None  # httpx would normalise the dot segments
+    port = _DEFAULT_PORTS[scheme] if port_text is None else int(port_text)
+    if port_text is not None and (port == _DEFAULT_PORTS[scheme] or not 0 < port < 65536):
+        return None  # httpx drops a default port from the Host header
+    netloc = host if port_text is None else f"{host}:{port}"
+    return (scheme, host, port), target.encode("ascii"), netloc.encode("ascii")
 
 
 class LeanHttp11Transport(httpx.AsyncBaseTransport):
@@ -196,8 +242,46 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
         finally:
             self._slots.release()
 
+    async def put(
+        self, url: str, body: bytes, content_type: bytes, extensions: dict[str, Any]
+    ) -> httpx.Response:
+        """``PUT body`` to ``url`` with a Content-Type: the bytes ``httpx.Request`` would send,
+        without building one when the URL needs no parsing (see :func:`plain_target`)."""
+        parts = plain_target(url)
+        if parts is None or self._closed:
+            request = httpx.Request(
+                "PUT", url, content=body, headers={b"Content-Type": content_type}, extensions=extensions
+            )
+            return await self.handle_async_request(request)
+        origin, target, host = parts
+        head = b"".join(
+            (
+                b"PUT ",
+                target,
+                b" HTTP/1.1\r\nHost: ",
+                host,
+                b"\r\nContent-Type: ",
+                content_type,
+                b"\r\nContent-Length: ",
+                str(len(body)).encode("ascii"),
+                _HEAD_END,
+            )
+        )
+        timeouts: dict[str, Any] = extensions.get("timeout") or {}
+        try:
+            with anyio.fail_after(_timeout(timeouts, "pool")):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no storage connection became free in time") from None
+        try:
+            return await self._exchange_with_retry(
+                _PlainRequest("PUT", extensions), origin, head, body, timeouts
+            )
+        finally:
+            self._slots.release()
+
     async def _exchange_with_retry(
-        self, request: httpx.Request, origin: Origin, head: bytes, body: bytes, timeouts: dict[str, Any]
+        self, request: Request, origin: Origin, head: bytes, body: bytes, timeouts: dict[str, Any]
     ) -> httpx.Response:
         while True:
             connection = self._take_idle(origin)
@@ -222,7 +306,7 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
         connections = self._idle.get(origin)
         return connections.pop() if connections else None
 
-    async def _connect(self, request: httpx.Request, origin: Origin, timeouts: dict[str, Any]) -> _Connection:
+    async def _connect(self, request: Request, origin: Origin, timeouts: dict[str, Any]) -> _Connection:
         scheme, host, port = origin
         tls = scheme == "https"
         stream: anyio.abc.ByteStream
@@ -240,14 +324,18 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
                 else:
                     stream = await anyio.connect_tcp(host, port)
         except TimeoutError:
-            raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out", request=request) from None
+            raise httpx.ConnectTimeout(
+                f"connecting to {host}:{port} timed out", request=_for_httpx(request)
+            ) from None
         except _NETWORK_ERRORS as error:
-            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {error}", request=request) from error
+            raise httpx.ConnectError(
+                f"cannot connect to {host}:{port}: {error}", request=_for_httpx(request)
+            ) from error
         return _Connection(stream)
 
     async def _exchange(
         self,
-        request: httpx.Request,
+        request: Request,
         connection: _Connection,
         head: bytes,
         body: bytes,
@@ -256,11 +344,13 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
         try:
             await _send_request(connection, head, body, _timeout(timeouts, "write"), request.extensions)
         except TimeoutError:
-            raise httpx.WriteTimeout("sending the request timed out", request=request) from None
+            raise httpx.WriteTimeout("sending the request timed out", request=_for_httpx(request)) from None
         except _NETWORK_ERRORS as error:
             if connection.reused:
                 raise _StaleConnectionError from error
-            raise httpx.WriteError(f"sending the request failed: {error!r}", request=request) from error
+            raise httpx.WriteError(
+                f"sending the request failed: {error!r}", request=_for_httpx(request)
+            ) from error
         received_any = False
         try:
             read_timeout = _timeout(timeouts, "read")
@@ -273,19 +363,23 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
                     connection.reader, request.method, status, headers
                 )
         except TimeoutError:
-            raise httpx.ReadTimeout("waiting for the response timed out", request=request) from None
+            raise httpx.ReadTimeout(
+                "waiting for the response timed out", request=_for_httpx(request)
+            ) from None
         except _ProtocolError as error:
-            raise httpx.RemoteProtocolError(str(error), request=request) from error
+            raise httpx.RemoteProtocolError(str(error), request=_for_httpx(request)) from error
         except _NETWORK_ERRORS as error:
             if connection.reused and not received_any:
                 raise _StaleConnectionError from error
-            raise httpx.ReadError(f"reading the response failed: {error!r}", request=request) from error
+            raise httpx.ReadError(
+                f"reading the response failed: {error!r}", request=_for_httpx(request)
+            ) from error
         keep_alive = not close_delimited and not _has_token(headers, b"connection", b"close")
         response = httpx.Response(
             status,
             headers=headers,
             stream=httpx.ByteStream(body_bytes),
-            request=request,
+            request=_for_httpx(request),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
         return response, keep_alive

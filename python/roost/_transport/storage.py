@@ -39,6 +39,7 @@ __all__ = [
 CONNECTIONS_PER_CLIENT = 8
 DEFAULT_STALL_TIMEOUT_S = 60.0
 _OCTETS = "application/octet-stream"
+_OCTETS_HEADER = _OCTETS.encode("ascii")
 _FILE_PIECE = 1024 * 1024
 
 SentCallback = Callable[[int], None]
@@ -211,10 +212,7 @@ class StorageClient:
                 extensions[PACE_EXTENSION] = self.bucket.take
             if on_sent is not None:
                 extensions[SENT_EXTENSION] = on_sent
-            request = httpx.Request(
-                "PUT", url, content=data, headers={"Content-Type": _OCTETS}, extensions=extensions
-            )
-            response = await self._lean.handle_async_request(request)
+            response = await self._lean.put(url, data, _OCTETS_HEADER, extensions)
             await response.aread()
             return response
         async with self._httpx_client() as client:
