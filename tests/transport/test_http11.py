@@ -449,3 +449,27 @@ async def test_a_plain_put_sends_the_bytes_an_httpx_request_would() -> None:
     assert seen.heads[2] == seen.heads[3]  # a URL httpx re-encodes: through httpx.Request
     assert seen.heads[2].startswith(b"PUT /s/x%20y HTTP/1.1")
     assert seen.bodies == [b"body"] * 4
+
+
+async def test_a_plain_https_put_verifies_the_server_certificate() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    seen = Seen()
+    async with tls_server(answering(seen, OK), seen, server_context) as port:
+        url = f"https://localhost:{port}/chunks/abc?sig=1"
+        assert plain_target(url) is not None
+        trusted = LeanHttp11Transport(max_connections=1, ssl_context=trusting)
+        default = LeanHttp11Transport(max_connections=1)
+        try:
+            response = await trusted.put(url, b"chunk bytes", b"application/octet-stream", {})
+            assert response.status_code == 200
+            with pytest.raises(httpx.ConnectError):  # the public CAs only, by default
+                await default.put(url, b"chunk bytes", b"application/octet-stream", {})
+        finally:
+            await trusted.aclose()
+            await default.aclose()
+    assert seen.bodies == [b"chunk bytes"]
+    assert seen.heads[0].startswith(b"PUT /chunks/abc?sig=1 HTTP/1.1\r\nHost: localhost:")
