@@ -489,7 +489,9 @@ async def test_bytes_in_flight_stay_within_concurrency_x_4_mib(tmp_path: Path) -
     result = await push(api, tmp_path, concurrency=2)
     assert result.stats.uploaded_chunks == 9
     assert api.peak_bytes_in_flight <= 2 * CHUNK_SIZE_BYTES
-    assert api.peak_puts_in_flight == 2
+    # the bytes are the bound: two 4 MiB chunks, or one with 1 MiB tails beside it (the PUT
+    # count allows more for small chunks), so at least two PUTs overlap and maybe a tail more
+    assert api.peak_puts_in_flight >= 2
 
 
 async def test_small_chunks_get_more_parallel_puts(tmp_path: Path) -> None:
