@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+from bench_server import process_cpu_seconds
 
 CHUNK = 4 * 1024 * 1024
 MEDIA_TYPE = "application/vnd.owlette.version.v1+json"
@@ -92,25 +93,15 @@ class CpuMeter:
         )
 
 
-def _process_cpu_s(pid: int) -> float:
-    """utime + stime of a running process (Linux /proc; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextmanager
 def cpu_meter(emu: Emulator) -> Iterator[CpuMeter]:
     meter = CpuMeter()
-    server = _process_cpu_s(emu.pid)
+    server = process_cpu_seconds(emu.pid)
     # the generator's worker processes are reaped by join(), so they count as children here
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     yield meter
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    meter.server_s = _process_cpu_s(emu.pid) - server
+    meter.server_s = process_cpu_seconds(emu.pid) - server
     meter.generator_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
@@ -312,7 +303,7 @@ def bench_publish(emu: Emulator, bodies: list[bytes]) -> None:
     with httpx.Client(base_url=emu.url, headers=emu.headers(), timeout=120) as client:
         # server CPU-seconds next to the wall time: on a shared machine the wall time also
         # measures whoever else is running
-        cpu = _process_cpu_s(emu.pid)
+        cpu = process_cpu_seconds(emu.pid)
         started = time.perf_counter()
         for start in range(0, len(hashes), 900):
             response = client.post(
@@ -321,19 +312,19 @@ def bench_publish(emu: Emulator, bodies: list[bytes]) -> None:
             response.raise_for_status()
             assert response.json()["missing"] == []
         check = time.perf_counter() - started
-        check_cpu = _process_cpu_s(emu.pid) - cpu
+        check_cpu = process_cpu_seconds(emu.pid) - cpu
         text = json.dumps({"siteId": emu.site_id, "version": version})
-        cpu = _process_cpu_s(emu.pid)
+        cpu = process_cpu_seconds(emu.pid)
         started = time.perf_counter()
         response = client.post(
             "/api/roosts/bench-roost-01/versions", content=text, headers={"Content-Type": "application/json"}
         )
         publish = time.perf_counter() - started
-        publish_cpu = _process_cpu_s(emu.pid) - cpu
+        publish_cpu = process_cpu_seconds(emu.pid) - cpu
         response.raise_for_status()
         # what the server still spends once it has answered (work it deferred), in a quiet second
         time.sleep(1.0)
-        after_cpu = _process_cpu_s(emu.pid) - cpu - publish_cpu
+        after_cpu = process_cpu_seconds(emu.pid) - cpu - publish_cpu
         config["createdAt"] = "2026-04-23T15:30:00.000Z"
         text = json.dumps({"siteId": emu.site_id, "version": version})
         started = time.perf_counter()
@@ -360,13 +351,13 @@ def bench_publish(emu: Emulator, bodies: list[bytes]) -> None:
 
 def _referrers(client: httpx.Client, emu: Emulator, digest: str) -> tuple[float, float]:
     """Wall and server CPU seconds of one ``GET /api/chunks/{digest}/referrers``."""
-    cpu = _process_cpu_s(emu.pid)
+    cpu = process_cpu_seconds(emu.pid)
     started = time.perf_counter()
     response = client.get(f"/api/chunks/{digest}/referrers", params={"siteId": emu.site_id})
     wall = time.perf_counter() - started
     response.raise_for_status()
     assert len(response.json()["referrers"]) == 2
-    return wall, _process_cpu_s(emu.pid) - cpu
+    return wall, process_cpu_seconds(emu.pid) - cpu
 
 
 def main() -> int:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
-from bench_server import EMULATOR_DIR, Emulator, emulator
+from bench_server import EMULATOR_DIR, Emulator, dataset_bytes, emulator
 
 from roost import PullOptions, PushOptions, Roost, RoostClient
 
@@ -96,15 +96,6 @@ async def naive_pull(server: Emulator, dest: str) -> tuple[float, int]:
 
 def best(values: list[float]) -> float:
     return min(values)
-
-
-def dataset_bytes(root: str) -> tuple[int, int]:
-    total = count = 0
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            total += os.path.getsize(os.path.join(dirpath, name))
-            count += 1
-    return total, count
 
 
 def same_tree(left: str, right: str) -> bool:

@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_server import EMULATOR_DIR, Emulator, emulator
+from bench_server import EMULATOR_DIR, Emulator, dataset_bytes, emulator
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "bench_push_client.py"
@@ -439,15 +439,6 @@ def scenario_media_cap(report: Report, root: str, cap_mbps: float) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # main
-
-
-def dataset_bytes(root: str) -> tuple[int, int]:
-    total = count = 0
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            total += os.path.getsize(os.path.join(dirpath, name))
-            count += 1
-    return total, count
 
 
 def _exit_on_term(signum: int, frame: object) -> None:

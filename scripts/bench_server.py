@@ -1,4 +1,5 @@
-"""The emulator in a process of its own, for the bench scripts (so its work does not share their GIL).
+"""What the bench scripts share: the emulator in a process of its own (so its work does not share
+their GIL), a process's CPU-seconds, and a dataset's size.
 
 ``emulator(data, token)`` starts ``python -m roost.testing`` on a free port with its state in
 ``data`` and yields its URL and site id once it says it is up; the process is stopped on exit.
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["EMULATOR_DIR", "Emulator", "emulator"]
+__all__ = ["EMULATOR_DIR", "Emulator", "dataset_bytes", "emulator", "process_cpu_seconds"]
 
 EMULATOR_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
@@ -29,13 +30,28 @@ class Emulator:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """The emulator process's user + system CPU so far (Linux /proc; 0 elsewhere)."""
-        try:
-            with open(f"/proc/{self.pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """The emulator process's user + system CPU so far."""
+        return process_cpu_seconds(self.pid)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dataset_bytes(root: str) -> tuple[int, int]:
+    """The bytes and the number of files under ``root``."""
+    total = count = 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            total += os.path.getsize(os.path.join(dirpath, name))
+            count += 1
+    return total, count
 
 
 @contextmanager
