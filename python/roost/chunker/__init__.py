@@ -134,6 +134,7 @@ from typing import Literal
 import anyio.to_thread
 
 from . import _backend, _hash_cache
+from ._backend import Job
 from ._driver import HeldBudget, ScanReport, StreamOutcome, Verify, scan_async, scan_stream, scan_sync
 from ._errors import ChunkSourceChangedError, PatternError
 from ._glob import compile_pattern
@@ -257,6 +258,16 @@ def _literal(rel: str) -> str:
     return "/" + "".join(c if c == "/" or c.isalnum() else "\\" + c for c in rel)
 
 
+def _tree_job(
+    root: str | os.PathLike[str], ignore: Sequence[str], ignore_file: IgnoreFile, default_ignores: bool
+) -> tuple[Job, str, set[str]]:
+    """The started scan of the tree at ``root``, the resolved root, and the ignore rules the SDK
+    added (see :func:`_ignore_rules`). Blocking: it resolves the root and reads the ignore file."""
+    root_str = _resolve_root(root)
+    rules, hidden = _ignore_rules(root_str, ignore, ignore_file)
+    return _backend.tree_job(root_str, rules, default_ignores), root_str, hidden
+
+
 def _ignore_rules(root: str, ignore: Sequence[str], ignore_file: IgnoreFile) -> tuple[list[str], set[str]]:
     """The ignore file's patterns (after one keeping the file itself out, when it lies in the
     tree) followed by ``ignore``; and the rules the SDK added (never reported as unmatched)."""
@@ -297,9 +308,7 @@ def _scan_tree(
     """:func:`scan_directory` with its :class:`~roost.chunker._driver.ScanReport`."""
     _check_verify(verify)
     start_ns = time.time_ns()
-    root_str = _resolve_root(root)
-    rules, hidden = _ignore_rules(root_str, ignore, ignore_file)
-    job = _backend.tree_job(root_str, rules, default_ignores)
+    job, root_str, hidden = _tree_job(root, ignore, ignore_file, default_ignores)
     return scan_sync(job, root_str if cache else None, start_ns, verify, hidden)
 
 
@@ -316,9 +325,9 @@ async def _chunk_tree(
     """:func:`chunk_directory` with its :class:`~roost.chunker._driver.ScanReport`."""
     _check_verify(verify)
     start_ns = time.time_ns()
-    root_str = await anyio.to_thread.run_sync(_resolve_root, root)
-    rules, hidden = await anyio.to_thread.run_sync(_ignore_rules, root_str, ignore, ignore_file)
-    job = _backend.tree_job(root_str, rules, default_ignores)
+    job, root_str, hidden = await anyio.to_thread.run_sync(
+        _tree_job, root, ignore, ignore_file, default_ignores
+    )
     return await scan_async(job, on_progress, None, root_str if cache else None, start_ns, verify, hidden)
 
 
@@ -345,9 +354,9 @@ async def _stream_tree(
     """
     _check_verify(verify)
     start_ns = time.time_ns()
-    root_str = await anyio.to_thread.run_sync(_resolve_root, root)
-    rules, hidden = await anyio.to_thread.run_sync(_ignore_rules, root_str, ignore, ignore_file)
-    job = _backend.tree_job(root_str, rules, default_ignores)
+    job, root_str, hidden = await anyio.to_thread.run_sync(
+        _tree_job, root, ignore, ignore_file, default_ignores
+    )
     batches = scan_stream(
         job,
         on_progress,
