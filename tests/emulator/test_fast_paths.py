@@ -259,12 +259,8 @@ def _settle(store: ChunkStore, prefix: str) -> None:
     os.utime(folder, ns=(old, old))
 
 
-def test_a_kept_listing_serves_again_until_its_directory_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stored = _hashes(200, prefix="ef")
-    store = _store_with(tmp_path, stored)
-    _settle(store, "ef")
+def count_listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The directories ``os.scandir`` lists from now on, in order."""
     listed: list[str] = []
     real = os.scandir
 
@@ -273,6 +269,16 @@ def test_a_kept_listing_serves_again_until_its_directory_changes(
         return real(path)
 
     monkeypatch.setattr(os, "scandir", counted)
+    return listed
+
+
+def test_a_kept_listing_serves_again_until_its_directory_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = _hashes(200, prefix="ef")
+    store = _store_with(tmp_path, stored)
+    _settle(store, "ef")
+    listed = count_listings(monkeypatch)
     assert store.missing(SITE, stored) == []
     assert store.missing(SITE, stored) == []
     assert len(listed) == 1
@@ -288,14 +294,7 @@ def test_a_directory_changed_just_now_is_listed_but_not_kept(
 ) -> None:
     stored = _hashes(200, prefix="ef")
     store = _store_with(tmp_path, stored)
-    listed: list[str] = []
-    real = os.scandir
-
-    def counted(path: str) -> Any:
-        listed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", counted)
+    listed = count_listings(monkeypatch)
     assert store.missing(SITE, stored) == []
     assert store.missing(SITE, stored) == []
     # a change within the same clock tick would not have moved the mtime: list every time

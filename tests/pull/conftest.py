@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from roost import Roost
+from roost import PullOptions, PullResult, PushOptions, Roost
 
 from ..chunker.conftest import BACKENDS, use_backend
 from ..trees import MiB, blob, disk_tree, write_tree
@@ -15,7 +15,9 @@ pytest.importorskip("uvicorn", reason="the emulator needs the server extra")
 pytest.importorskip("starlette", reason="the emulator needs the server extra")
 testing = pytest.importorskip("roost.testing")
 
-__all__ = ["MiB", "blob", "disk_tree", "temp_files", "write_tree"]
+__all__ = ["ROOST", "MiB", "blob", "disk_tree", "publish", "pull", "temp_files", "write_tree"]
+
+ROOST = "rst_pull"
 
 
 @pytest.fixture
@@ -45,3 +47,14 @@ async def client(server: Any) -> AsyncIterator[Roost]:
 
 def temp_files(root: Path) -> list[str]:
     return [str(path) for path in root.rglob(".roost-tmp-*")]
+
+
+async def publish(client: Roost, site_id: str, root: Path, files: dict[str, bytes]) -> str:
+    """Writes ``files`` under ``root`` and pushes them as a new version of :data:`ROOST`."""
+    write_tree(root, files)
+    result = await client.roosts.push(root, ROOST, PushOptions(site_id=site_id, cache=False))
+    return result.version_id
+
+
+async def pull(client: Roost, site_id: str, dest: Path, **options: Any) -> PullResult:
+    return await client.roosts.pull(ROOST, dest, PullOptions(site_id=site_id, **options))

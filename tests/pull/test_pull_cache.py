@@ -13,14 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from roost import NotFoundError, PullOptions, PullResult, PushOptions, Roost, UnsafeManifestPathError
+from roost import NotFoundError, Roost, UnsafeManifestPathError
 from roost._pull import cache
 
-from .conftest import MiB, blob, disk_tree, write_tree
+from .conftest import ROOST, MiB, blob, disk_tree, publish, pull
 
 pytestmark = pytest.mark.anyio
-
-ROOST = "rst_cache_pull"
 
 
 @dataclass
@@ -66,16 +64,6 @@ def sample() -> dict[str, bytes]:
         "unicodé/naïve 名前.txt": "ünïcödé".encode(),
         "deep/a/b/c.cfg": b"c",
     }
-
-
-async def publish(client: Roost, site_id: str, root: Path, files: dict[str, bytes]) -> str:
-    write_tree(root, files)
-    result = await client.roosts.push(root, ROOST, PushOptions(site_id=site_id, cache=False))
-    return result.version_id
-
-
-async def pull(client: Roost, site_id: str, dest: Path, **options: Any) -> PullResult:
-    return await client.roosts.pull(ROOST, dest, PullOptions(site_id=site_id, **options))
 
 
 def cache_files() -> list[Path]:

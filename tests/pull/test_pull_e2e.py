@@ -10,14 +10,12 @@ from typing import Any
 import anyio
 import pytest
 
-from roost import PullOptions, PullResult, PushOptions, RetryPolicy, Roost
+from roost import PullOptions, RetryPolicy, Roost
 from roost.resources.roosts import PullProgressDownload, PullProgressEvent
 
-from .conftest import MiB, blob, disk_tree, temp_files, write_tree
+from .conftest import ROOST, MiB, blob, disk_tree, publish, pull, temp_files, write_tree
 
 pytestmark = pytest.mark.anyio
-
-ROOST = "rst_e2e_pull"
 
 
 def sample() -> dict[str, bytes]:
@@ -30,16 +28,6 @@ def sample() -> dict[str, bytes]:
         "unicodé/naïve 名前.txt": "ünïcödé".encode(),
         "assets/one.png": blob(2, 200_000),
     }
-
-
-async def publish(client: Roost, site_id: str, root: Path, files: dict[str, bytes]) -> str:
-    write_tree(root, files)
-    result = await client.roosts.push(root, ROOST, PushOptions(site_id=site_id, cache=False))
-    return result.version_id
-
-
-async def pull(client: Roost, site_id: str, dest: Path, **options: Any) -> PullResult:
-    return await client.roosts.pull(ROOST, dest, PullOptions(site_id=site_id, **options))
 
 
 def storage_gets(server: Any) -> int:

@@ -309,13 +309,20 @@ async def tls_server(handle: Handler, seen: Seen, context: ssl.SSLContext) -> As
         group.cancel_scope.cancel()
 
 
-async def test_https_puts_verify_the_server_certificate(caplog: pytest.LogCaptureFixture) -> None:
-    """Storage URLs are https in production: TLS with SNI, and verification stays on."""
+def localhost_tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for localhost from a new CA, and a client context
+    that trusts that CA (the default context does not)."""
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(server_context)
     trusting = ssl.create_default_context()
     ca.configure_trust(trusting)
+    return server_context, trusting
+
+
+async def test_https_puts_verify_the_server_certificate(caplog: pytest.LogCaptureFixture) -> None:
+    """Storage URLs are https in production: TLS with SNI, and verification stays on."""
+    server_context, trusting = localhost_tls()
     seen = Seen()
     async with tls_server(answering(seen, OK), seen, server_context) as port:
         url = f"https://localhost:{port}/chunks/abc"
@@ -452,11 +459,7 @@ async def test_a_plain_put_sends_the_bytes_an_httpx_request_would() -> None:
 
 
 async def test_a_plain_https_put_verifies_the_server_certificate() -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_context)
-    trusting = ssl.create_default_context()
-    ca.configure_trust(trusting)
+    server_context, trusting = localhost_tls()
     seen = Seen()
     async with tls_server(answering(seen, OK), seen, server_context) as port:
         url = f"https://localhost:{port}/chunks/abc?sig=1"
