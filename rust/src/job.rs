@@ -423,6 +423,7 @@ mod tests {
     use crate::hash::{to_hex, CHUNK_SIZE};
     use sha2::{Digest, Sha256};
     use std::fs;
+    use std::path::Path;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("roost-job-{name}-{}", std::process::id()));
@@ -437,12 +438,29 @@ mod tests {
             .collect()
     }
 
+    /// `len` bytes that differ from chunk to chunk.
+    fn pattern(len: u32) -> Vec<u8> {
+        (0..len)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect()
+    }
+
+    /// A job over the tree at `root`, default ignores and config, its walk done.
+    fn walked(root: &Path) -> ScanJob {
+        let matcher = Arc::new(IgnoreMatcher::new::<&str>(&[], true).unwrap());
+        let source = Source::Tree {
+            root: root.to_path_buf(),
+            matcher,
+        };
+        let job = ScanJob::start(source, JobConfig::default()).unwrap();
+        while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
+        job
+    }
+
     #[test]
     fn hashes_a_tree_in_manifest_order() {
         let root = tmp("tree");
-        let big: Vec<u8> = (0..(9 * 1024 * 1024 + 3))
-            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
+        let big = pattern(9 * 1024 * 1024 + 3);
         fs::create_dir_all(root.join("b")).unwrap();
         fs::write(root.join("b/big"), &big).unwrap();
         fs::write(root.join("a.txt"), b"hello").unwrap();
@@ -496,13 +514,7 @@ mod tests {
         fs::write(root.join("a"), b"aaa").unwrap();
         fs::write(root.join("b"), &big).unwrap();
         fs::write(root.join("c"), b"ccc").unwrap();
-        let matcher = Arc::new(IgnoreMatcher::new::<&str>(&[], true).unwrap());
-        let source = Source::Tree {
-            root: root.clone(),
-            matcher,
-        };
-        let job = ScanJob::start(source, JobConfig::default()).unwrap();
-        while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
+        let job = walked(&root);
         let files = job.files().unwrap();
         assert_eq!(files.len(), 3);
         assert_ne!(files.stamp(1), platform::Stamp::default());
@@ -544,16 +556,7 @@ mod tests {
     fn cancel_stops_a_job() {
         let root = tmp("cancel");
         fs::write(root.join("f"), vec![1u8; 3 * CHUNK_SIZE as usize]).unwrap();
-        let matcher = Arc::new(IgnoreMatcher::new::<&str>(&[], true).unwrap());
-        let job = ScanJob::start(
-            Source::Tree {
-                root: root.clone(),
-                matcher,
-            },
-            JobConfig::default(),
-        )
-        .unwrap();
-        while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
+        let job = walked(&root);
         job.cancel();
         assert!(job.start_hashing(None, false).unwrap());
         let r = job.next_batch(Duration::from_secs(5));
@@ -566,21 +569,10 @@ mod tests {
     #[test]
     fn held_bytes_follow_the_grants() {
         let root = tmp("held");
-        let big: Vec<u8> = (0..(9 * 1024 * 1024 + 7))
-            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-            .collect();
+        let big = pattern(9 * 1024 * 1024 + 7);
         fs::write(root.join("a"), &big).unwrap();
         fs::write(root.join("b"), b"tiny").unwrap();
-        let matcher = Arc::new(IgnoreMatcher::new::<&str>(&[], true).unwrap());
-        let job = ScanJob::start(
-            Source::Tree {
-                root: root.clone(),
-                matcher,
-            },
-            JobConfig::default(),
-        )
-        .unwrap();
-        while job.wait_walk(Duration::from_millis(100)).unwrap().is_none() {}
+        let job = walked(&root);
         assert!(job.start_hashing(None, true).unwrap());
         // nothing granted: nothing is read
         assert!(matches!(
