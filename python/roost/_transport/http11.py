@@ -219,8 +219,6 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
                 await connection.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("the storage transport is closed")
         url = request.url
         scheme = url.scheme
         if scheme not in _DEFAULT_PORTS:
@@ -230,17 +228,7 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
             body = request.content
         except httpx.RequestNotRead:
             body = await request.aread()
-        head = _request_head(request, len(body))
-        timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
-        try:
-            with anyio.fail_after(_timeout(timeouts, "pool")):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no storage connection became free in time", request=request) from None
-        try:
-            return await self._exchange_with_retry(request, origin, head, body, timeouts)
-        finally:
-            self._slots.release()
+        return await self._send(request, origin, _request_head(request, len(body)), body)
 
     async def put(
         self, url: str, body: bytes, content_type: bytes, extensions: dict[str, Any]
@@ -248,7 +236,7 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
         """``PUT body`` to ``url`` with a Content-Type: the bytes ``httpx.Request`` would send,
         without building one when the URL needs no parsing (see :func:`plain_target`)."""
         parts = plain_target(url)
-        if parts is None or self._closed:
+        if parts is None:
             request = httpx.Request(
                 "PUT", url, content=body, headers={b"Content-Type": content_type}, extensions=extensions
             )
@@ -267,16 +255,22 @@ class LeanHttp11Transport(httpx.AsyncBaseTransport):
                 _HEAD_END,
             )
         )
-        timeouts: dict[str, Any] = extensions.get("timeout") or {}
+        return await self._send(_PlainRequest("PUT", extensions), origin, head, body)
+
+    async def _send(self, request: Request, origin: Origin, head: bytes, body: bytes) -> httpx.Response:
+        """One request on a pooled connection, waiting for a free one within the pool timeout."""
+        if self._closed:
+            raise RuntimeError("the storage transport is closed")
+        timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
         try:
             with anyio.fail_after(_timeout(timeouts, "pool")):
                 await self._slots.acquire()
         except TimeoutError:
-            raise httpx.PoolTimeout("no storage connection became free in time") from None
+            raise httpx.PoolTimeout(
+                "no storage connection became free in time", request=_for_httpx(request)
+            ) from None
         try:
-            return await self._exchange_with_retry(
-                _PlainRequest("PUT", extensions), origin, head, body, timeouts
-            )
+            return await self._exchange_with_retry(request, origin, head, body, timeouts)
         finally:
             self._slots.release()
 
