@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from roost import RoostClient
-from roost._transport import StorageClient
+from roost._transport import StorageClient, http11
 from roost._transport.http11 import LeanHttp11Transport, plain_target
 
 pytestmark = pytest.mark.anyio
@@ -476,3 +476,33 @@ async def test_a_plain_https_put_verifies_the_server_certificate() -> None:
             await default.aclose()
     assert seen.bodies == [b"chunk bytes"]
     assert seen.heads[0].startswith(b"PUT /chunks/abc?sig=1 HTTP/1.1\r\nHost: localhost:")
+
+
+class _RecordingStream:
+    """A byte stream that takes every send at once, whose peer always keeps up."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    async def send(self, item: bytes) -> None:
+        self.sent.append(len(item))
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream
+
+
+async def test_a_connection_starts_its_next_body_no_larger_than_a_start_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _RecordingStream()
+    connection = http11._Connection(stream)  # type: ignore[arg-type]
+    monkeypatch.setattr(connection, "send_queue", lambda: lambda: 0)  # nothing ever queued
+    body = bytes(http11.PIECE_BYTES)
+    await http11._send_request(connection, b"HEAD", body, None, {})
+    assert connection.step == http11.PIECE_BYTES  # grew while the peer kept up
+    stream.sent.clear()
+    await http11._send_request(connection, b"HEAD", body, None, {})
+    # the link may have slowed since: the first piece is no larger than a start piece
+    assert stream.sent[1] == http11.START_PIECE_BYTES
+    assert sum(stream.sent[1:]) == len(body)
+    assert max(stream.sent[1:]) > http11.START_PIECE_BYTES  # and it grows again from there

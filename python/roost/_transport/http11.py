@@ -59,12 +59,14 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _SMALL_BODY = 64 * 1024
 #: Body pieces: the unit of pacing, progress and the write stall timeout, from 64 KiB up to 4 MiB
-#: while the peer keeps up (see _send_request), the size reached carried over to the connection's
-#: next request. Each piece costs a trip through the event loop and the stream layers: 1 MiB
-#: pieces took the CPU of a 512 MB push from 2.2 to 1.25 s against 64 KiB ones, and starting each
-#: 4 MiB chunk again at 64 KiB still made 8 pieces of it. Under a bandwidth cap they stay at
-#: 64 KiB, so the pace stays smooth.
+#: while the peer keeps up (see _send_request). Each piece costs a trip through the event loop and
+#: the stream layers: 1 MiB pieces took the CPU of a 512 MB push from 2.2 to 1.25 s against 64 KiB
+#: ones, and starting each 4 MiB chunk again at 64 KiB still made 8 pieces of it. A connection's
+#: next request starts at the size its peer kept up with, but at most START_PIECE_BYTES: the link
+#: may have slowed since, and the first piece must not outlast the stall timeout where a 1 MiB one
+#: would not have. Under a bandwidth cap pieces stay at 64 KiB, so the pace stays smooth.
 PIECE_BYTES = 4 * 1024 * 1024
+START_PIECE_BYTES = 1024 * 1024
 PACED_PIECE_BYTES = 64 * 1024
 #: How often the wait for an answer checks whether the body is still draining (and reports it).
 _DRAIN_POLL_S = 0.25
@@ -398,7 +400,7 @@ async def _send_request(
     view = memoryview(body)
     done = 0
     queued = connection.send_queue()
-    step = PACED_PIECE_BYTES if pace is not None else connection.step
+    step = PACED_PIECE_BYTES if pace is not None else min(connection.step, START_PIECE_BYTES)
     while done < len(view):
         piece = view[done : done + step]
         if pace is not None:
