@@ -7,6 +7,7 @@
 //! - `job`: a cancellable scan job streaming finished files in manifest order: its API and
 //!   coordinator; `workers` hash the chunks, `collect` orders the results.
 //! - `platform`: every platform-specific call, with a portable fallback.
+//! - `portable`: the fast answer to "can all these paths land on Windows?".
 //! - `python`: the PyO3 glue.
 //!
 //! Everything but `python` is plain Rust, tested by `cargo test`.
@@ -19,6 +20,7 @@ pub mod hold;
 pub mod job;
 pub mod pattern;
 pub mod platform;
+pub mod portable;
 mod python;
 pub mod walk;
 mod workers;

@@ -22,6 +22,7 @@ use crate::hold::Buffer;
 use crate::job::{Cached, JobConfig, Next, ScanJob, Source};
 use crate::pattern::{self, IgnoreMatcher};
 use crate::platform::{self, OsCode};
+use crate::portable;
 
 create_exception!(
     _native,
@@ -504,6 +505,13 @@ fn xxh3_files(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<Py<PyBytes>>>
         .collect())
 }
 
+/// Whether every path (POSIX, relative) certainly lands on Windows as it is; `False` means
+/// "not sure" (see `portable.rs`). Runs with the GIL released.
+#[pyfunction]
+fn plainly_portable(py: Python<'_>, paths: Vec<String>) -> bool {
+    py.allow_threads(|| portable::plainly_portable(&paths))
+}
+
 /// CPU features that matter to hashing, for diagnostics and benchmarks.
 #[pyfunction]
 fn cpu_features() -> Vec<(&'static str, bool)> {
@@ -528,5 +536,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(xxh3_files, m)?)?;
+    m.add_function(wrap_pyfunction!(plainly_portable, m)?)?;
     Ok(())
 }

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from roost import PushOptions, UnportablePath, UnportablePathError
 from roost._push import push_directory
 from roost._push.portable import _all_portable, unportable_paths
+from roost.chunker import _backend
 
 from .fakes import SITE, FakeApi, rebuild, write_tree
 
@@ -148,6 +149,26 @@ def test_the_whole_tree_check_never_passes_a_path_the_exact_check_refuses(paths:
     if _all_portable(paths):
         assert unportable_paths(paths) == []
     assert unportable_paths(paths) == unportable_paths(list(paths))
+
+
+_ASCII_TRICKY = st.text(alphabet="aAcCoOnNuUlLpPtTxX19 .:<\\\x01", min_size=1, max_size=6)
+_ASCII_PATHS = st.lists(st.lists(_ASCII_TRICKY, min_size=1, max_size=3).map("/".join), min_size=1, max_size=6)
+
+
+@pytest.mark.skipif(_backend.loaded() is None, reason="the native core is not built")
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(_PATHS, _ASCII_PATHS))
+def test_the_native_whole_tree_check_is_exact_for_ascii_and_never_passes_a_refused_path(
+    paths: list[str],
+) -> None:
+    native = _backend.loaded()
+    assert native is not None
+    paths = list(dict.fromkeys(paths))  # a walk lists each file once (a repeat is "not sure")
+    clean = unportable_paths(paths) == []
+    if all(path.isascii() for path in paths):
+        assert native.plainly_portable(paths) is clean
+    elif native.plainly_portable(paths):
+        raise AssertionError(f"non-ASCII paths are left to the exact pass: {paths!r}")
 
 
 def test_a_long_name_under_a_short_path_rule_still_counts() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ..chunker import _backend
 from .types import UnportablePath
 
 __all__ = ["unportable_paths"]
@@ -137,6 +138,14 @@ def _all_portable(paths: list[str]) -> bool:
     return folded_directories.isdisjoint(folded.split("\0"))
 
 
+def _plainly_portable(paths: list[str]) -> bool:
+    """Whether no path of ``paths`` has a problem, decided on the whole list: the native core's
+    answer for ASCII trees (a millisecond for 20,000 files, where :func:`_all_portable` takes
+    about 35), else :func:`_all_portable`'s."""
+    native = _backend.plainly_portable()
+    return (native is not None and native(paths)) or _all_portable(paths)
+
+
 def unportable_paths(paths: Iterable[str]) -> list[UnportablePath]:
     """Every path of ``paths`` (POSIX, relative, one per file) that Windows cannot hold as is.
 
@@ -144,7 +153,7 @@ def unportable_paths(paths: Iterable[str]) -> list[UnportablePath]:
     path it clashes with (the first one met, in the order given).
     """
     paths = list(paths)
-    if _all_portable(paths):
+    if _plainly_portable(paths):
         return []
     found: dict[str, UnportablePath] = {}
     files: dict[str, str] = {}  # casefolded -> first spelling

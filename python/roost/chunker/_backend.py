@@ -36,6 +36,7 @@ __all__ = [
     "guard",
     "is_native",
     "loaded",
+    "plainly_portable",
     "read_range",
     "tree_job",
     "verify_range",
@@ -138,6 +139,12 @@ def verify_range(path: str, offset: int, size: int, expected_hash: str, file_id:
     if is_native():
         return guard(_native.verify_chunk, path, offset, size, expected_hash, file_id)
     return guard(_fallback.verify_range, path, offset, size, expected_hash, file_id)
+
+
+def plainly_portable() -> Callable[[list[str]], bool] | None:
+    """The native fast check that a tree's paths all land on Windows (``roost._push.portable``
+    decides without it)."""
+    return _native.plainly_portable if is_native() else None
 
 
 def xxh3_files() -> Callable[[list[str]], list[bytes]] | None:
