@@ -3,6 +3,7 @@
 //! - `pattern`: ignore globs (gitignore-like) compiled to regexes.
 //! - `walk`: the parallel directory walk (symlinks, cycles, special files).
 //! - `hash`: reading and SHA-256 hashing of chunks (buffer or mmap), and `hash_chunks`.
+//! - `cache`: the hash-cache lookup of a walk (the file format is Python's).
 //! - `hold`: held chunk bytes: buffers the caller grants, filled and hashed by the workers.
 //! - `job`: a cancellable scan job streaming finished files in manifest order: its API and
 //!   coordinator; `workers` hash the chunks, `collect` orders the results.
@@ -13,6 +14,7 @@
 //! Everything but `python` is plain Rust, tested by `cargo test`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cache;
 mod collect;
 pub mod error;
 pub mod hash;

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
 
+use crate::cache;
 use crate::error::{non_utf8_message, ScanError, SWAPPED};
 use crate::hash::{self, ChunkReader, ReadMode, DEFAULT_PIECE};
 use crate::hold::Buffer;
@@ -241,20 +242,30 @@ impl PyScanJob {
         let mut buf = Vec::with_capacity(256);
         let keys = PyList::empty(py);
         for i in 0..n {
-            let st = files.stamp(i);
-            let size = files.size(i);
-            buf.clear();
-            buf.extend_from_slice(&i64::try_from(size).unwrap_or(i64::MAX).to_le_bytes());
-            buf.extend_from_slice(&st.mtime_ns.to_le_bytes());
-            buf.extend_from_slice(&st.ctime_ns.to_le_bytes());
-            buf.extend_from_slice(&st.ino.to_le_bytes());
-            buf.extend_from_slice(&st.dev.to_le_bytes());
-            buf.extend_from_slice(files.rel(i).as_bytes());
+            cache::key_into(&files, i, &mut buf);
             keys.append(PyBytes::new(py, &buf))?;
-            sizes.push(size);
-            mtimes.push(st.mtime_ns);
+            sizes.push(files.size(i));
+            mtimes.push(files.stamp(i).mtime_ns);
         }
         Ok(Some((keys, sizes, mtimes)))
+    }
+
+    /// The walked files the hash cache answers, from the sections of its checked body (key
+    /// lengths, keys, chunk counts, hex hashes; see `cache.rs`): `(indices, entries, digests,
+    /// stored)`, or None when the sections disagree or the walk is not done.
+    #[allow(clippy::type_complexity)]
+    fn cache_hits<'py>(
+        &self,
+        py: Python<'py>,
+        lengths: &[u8],
+        keys: &[u8],
+        counts: &[u8],
+        hashes: &[u8],
+    ) -> Option<(Vec<usize>, Vec<usize>, Bound<'py, PyBytes>, usize)> {
+        let files = self.job.files()?;
+        let hits = py.allow_threads(|| cache::lookup(&files, lengths, keys, counts, hashes))?;
+        let digests = PyBytes::new(py, &hits.digests);
+        Some((hits.indices, hits.entries, digests, hits.stored))
     }
 
     /// How many files this job has opened to hash (cached files are not).

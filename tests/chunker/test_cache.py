@@ -338,6 +338,67 @@ def test_cache_with_wrong_chunk_counts_is_ignored(tree: Path, reads: Callable[..
     assert reads() == 3
 
 
+def test_cache_whose_hashes_are_not_hex_is_ignored(tree: Path, reads: Callable[..., int]) -> None:
+    """A checksummed cache holding a hash that is not hex (never written by save) is not used,
+    by either backend's lookup: the scan reads everything and rewrites it."""
+    want = oracle(tree)
+    scan(tree)
+    reads()
+    path = _hash_cache.cache_path(str(tree))
+    snap = _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES)
+    assert snap is not None
+    keys = list(snap.index)
+    hashes = [["g" * 64]] * len(keys)
+    _hash_cache.save(path, chunker.CHUNK_SIZE_BYTES, 2 * OLD_NS, keys, [OLD_NS] * len(keys), hashes)
+    assert _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES) is not None
+    assert scan(tree) == want
+    assert reads() == 3
+    assert scan(tree) == want
+    assert reads() == 0
+
+
+@pytest.mark.skipif(_chunker_native.loaded() is None, reason="the native core is not built")
+def test_native_and_fallback_lookups_answer_alike(tree: Path) -> None:
+    """The same cache sections give the same hits, entry numbers, digests and key count through
+    the native job's lookup (rust/src/cache.rs) and the fallback's (_hash_cache.lookup): on a
+    cache holding stale keys, a repeated key and every file of the tree but one."""
+    scan(tree)
+    path = _hash_cache.cache_path(str(tree))
+    snap = _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES)
+    assert snap is not None
+    keys = list(snap.index)
+    stale = _hash_cache.make_key("gone.txt", 1, OLD_NS, OLD_NS, 1, 1)
+    text = snap.hashes
+    per_key = [
+        [text[j : j + 64] for j in range(snap.start[i], snap.start[i + 1], 64)] for i in range(len(keys))
+    ]
+    stored = [stale, *keys[1:], keys[-1]]
+    hashes = [["ab" * 32], *per_key[1:], per_key[-1]]
+    _hash_cache.save(path, chunker.CHUNK_SIZE_BYTES, 2 * OLD_NS, stored, [OLD_NS] * len(stored), hashes)
+    snap = _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES)
+    assert snap is not None
+    sections = (snap.key_lengths, snap.keys, snap.counts, snap.hex)
+    answers = []
+    for job in (
+        _chunker_native.loaded().ScanJob(str(tree), []),  # type: ignore[union-attr]
+        _chunker_py.FallbackJob.for_tree(str(tree), [], True),
+    ):
+        try:
+            while job.wait_walk(0.25) is None:
+                pass
+            answers.append(job.cache_hits(*sections))
+        finally:
+            job.cancel()
+    native, fallback = answers
+    assert native == fallback
+    assert native is not None
+    indices, entries, digests, distinct = native
+    assert len(indices) == len(keys) - 1
+    assert distinct == len(keys)
+    assert len(digests) % 32 == 0
+    assert entries[-1] == len(stored) - 1
+
+
 # ---------------------------------------------------------------------------------------------
 # verify="fast": cache hits confirmed by a content digest
 

@@ -48,7 +48,8 @@ class Job(Protocol):
     """A running scan (native ``ScanJob`` or ``_fallback.FallbackJob``).
 
     ``wait_walk`` until it returns the totals, then ``skipped``/``unmatched``/``file_keys``
-    describe the walk; ``start_hashing`` (False, and nothing started, when the cached digests do
+    describe the walk and ``cache_hits`` finds its files in a loaded hash cache's sections
+    (see :func:`roost.chunker._hash_cache.lookup`); ``start_hashing`` (False, and nothing started, when the cached digests do
     not match the walk) lets the hashing begin; ``next_batch`` until it returns None. With
     ``hold=True`` a backend may hand out the bytes it hashed: each read then waits for budget
     from ``grant`` (bytes granted to the next reads, in order), and the batches carry the bytes
@@ -62,6 +63,10 @@ class Job(Protocol):
     def unmatched(self) -> list[str]: ...
 
     def file_keys(self) -> tuple[list[bytes], list[int], list[int]] | None: ...
+
+    def cache_hits(
+        self, key_lengths: bytes, keys: bytes, counts: bytes, hashes: bytes
+    ) -> tuple[list[int], list[int], bytes, int] | None: ...
 
     def start_hashing(
         self, skip: list[int] | None = None, digests: bytes | None = None, hold: bool = False

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Iter
 from contextlib import aclosing, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Literal
 
 import anyio.to_thread
@@ -129,39 +130,46 @@ def _digests(paths: list[str]) -> list[bytes]:
     return _hash_cache.content_digests(paths, _backend.xxh3_files())
 
 
-def _confirm(hits: _hash_cache.CacheHits, root: str, keys: list[bytes]) -> _hash_cache.CacheHits:
+def _confirm(
+    hits: _hash_cache.CacheHits, root: str, keys: list[bytes], sizes: list[int]
+) -> _hash_cache.CacheHits:
     """The hits whose content digest is stored and still matches (verify="fast")."""
     if not hits.indices:
         return hits
     try:
         now = _digests(_abs_paths(root, keys, hits.indices))
     except OSError:  # re-hash them all: the hashing reports the error, or sees a new file
-        return _hash_cache.CacheHits([], [])
-    keep = [j for j, (old, new) in enumerate(zip(hits.digests(), now, strict=True)) if old == new]
+        return _hash_cache.CacheHits([], b"", stored=hits.stored, snap=hits.snap)
+    ends = list(accumulate(-(-sizes[i] // CHUNK_SIZE) * 32 for i in hits.indices))
+    starts = [0, *ends]
+    keep = [j for j, (old, new) in enumerate(zip(hits.content_digests(), now, strict=True)) if old == new]
     return _hash_cache.CacheHits(
         [hits.indices[j] for j in keep],
-        [hits.hashes[j] for j in keep],
+        b"".join([hits.digests[starts[j] : ends[j]] for j in keep]),
         [hits.entries[j] for j in keep],
+        hits.stored,
         hits.snap,
     )
 
 
 def _cache_start(job: Job, walked: _Walked, root: str, start_ns: int, verify: str, hold: bool) -> _CachePlan:
     """Looks the walked files up in the cache and starts the hashing of the others."""
-    keys, _sizes, mtimes = _listing(job, walked)
+    keys, sizes, mtimes = _listing(job, walked)
     path = _hash_cache.cache_path(root)
     snap = _hash_cache.load(path, CHUNK_SIZE)
-    hits = _hash_cache.CacheHits([], [])
+    hits = _hash_cache.CacheHits([], b"")
     if snap is not None:
-        hits = _hash_cache.lookup(snap, keys)
-        if verify == "fast":
-            hits = _confirm(hits, root, keys)
-    if not job.start_hashing(hits.indices, bytes.fromhex("".join(hits.hashes)), hold):
+        found = job.cache_hits(snap.key_lengths, snap.keys, snap.counts, snap.hex)
+        if found is not None:
+            indices, entries, digests, stored = found
+            hits = _hash_cache.CacheHits(indices, digests, entries, stored, snap)
+            if verify == "fast":
+                hits = _confirm(hits, root, keys, sizes)
+    if not job.start_hashing(hits.indices, hits.digests, hold):
         # chunk counts that do not match the sizes (a corrupt cache): it is ignored
-        snap, hits = None, _hash_cache.CacheHits([], [])
+        hits = _hash_cache.CacheHits([], b"")
         job.start_hashing(hold=hold)
-    stored = 0 if snap is None else len(snap.index)
-    return _CachePlan(path, start_ns, keys, mtimes, len(hits.indices), stored, verify, root, hits)
+    return _CachePlan(path, start_ns, keys, mtimes, len(hits.indices), hits.stored, verify, root, hits)
 
 
 def _cache_finish(plan: _CachePlan | None, out: list[ChunkedFileEntry]) -> None:
@@ -173,7 +181,7 @@ def _cache_finish(plan: _CachePlan | None, out: list[ChunkedFileEntry]) -> None:
         raise RuntimeError("chunker: internal error: the scan lost files")
     hashes = [[c.hash for c in e.chunks] for e in out]
     used = plan.hits_used
-    known = {} if used is None else dict(zip(used.indices, used.digests(), strict=True))
+    known = {} if used is None else dict(zip(used.indices, used.content_digests(), strict=True))
     digests = [known.get(i, b"") for i in range(len(out))]
     if plan.verify == "fast":
         # the files just hashed (and not racy, so stored): read again, from the page cache

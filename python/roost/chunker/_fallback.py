@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from ._errors import SourceChanged
 from ._glob import IgnoreMatcher
-from ._hash_cache import make_key
+from ._hash_cache import Snapshot, lookup, make_key
 from ._model import CHUNK_SIZE, FileId, HashedBatch, RawBatch
 from ._walk import CancelledError, Stamp, stamp, walk
 
@@ -491,6 +491,15 @@ class FallbackJob:
             keys.append(make_key(rel, size, m, c, ino, dev))
             mtimes.append(m)
         return keys, [s for _, s in self._files], mtimes
+
+    def cache_hits(
+        self, key_lengths: bytes, keys: bytes, counts: bytes, hashes: bytes
+    ) -> tuple[list[int], list[int], bytes, int] | None:
+        """The walked files a hash cache answers, from its sections (``ScanJob.cache_hits``)."""
+        listed = self.file_keys()
+        if listed is None:
+            return None
+        return lookup(Snapshot(key_lengths, keys, counts, hashes), listed[0])
 
     @property
     def files_read(self) -> int:

@@ -51,6 +51,7 @@ Writing
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import hashlib
 import importlib
@@ -71,6 +72,7 @@ from ._model import CHUNK_SIZE
 __all__ = [
     "RACY_WINDOW_NS",
     "CacheHits",
+    "RawHits",
     "Snapshot",
     "cache_dir",
     "cache_path",
@@ -121,18 +123,66 @@ def make_key(rel: str, size: int, mtime_ns: int, ctime_ns: int, ino: int, dev: i
     return _KEY.pack(size, mtime_ns, ctime_ns, ino, dev) + rel.encode("utf-8", "surrogateescape")
 
 
-@dataclass(slots=True)
 class Snapshot:
-    """A loaded cache: ``index`` maps each entry's key to its number ``i``, whose hashes are
-    ``hashes[start[i]:start[i + 1]]`` (hex text, 64 characters a chunk); :meth:`digests` gives
-    their content digests (sliced only when asked: a warm scan with ``verify="stat"`` that
-    changes nothing never needs them)."""
+    """A loaded cache, kept as the sections of its checked body: ``key_lengths`` (uint32 per
+    entry), the concatenated ``keys``, ``counts`` (uint32 per entry: its chunks) and ``hex``
+    (every chunk hash, 64 ASCII hex characters each). Entry ``i``'s hashes are
+    ``hashes[start[i]:start[i + 1]]``; ``index`` maps each key to its entry number (the last
+    one for a repeated key). Those three are built on first use: a native lookup works on the
+    sections themselves. :meth:`digests` gives the stored content digests."""
 
-    index: dict[bytes, int]
-    start: list[int]
-    hashes: str
-    digest_lengths: bytes = b""
-    digest_blob: bytes = b""
+    __slots__ = (
+        "_hashes",
+        "_index",
+        "_start",
+        "counts",
+        "digest_blob",
+        "digest_lengths",
+        "hex",
+        "key_lengths",
+        "keys",
+    )
+
+    def __init__(
+        self,
+        key_lengths: bytes,
+        keys: bytes,
+        counts: bytes,
+        hex: bytes,
+        digest_lengths: bytes = b"",
+        digest_blob: bytes = b"",
+    ) -> None:
+        self.key_lengths = key_lengths
+        self.keys = keys
+        self.counts = counts
+        self.hex = hex
+        self.digest_lengths = digest_lengths
+        self.digest_blob = digest_blob
+        self._index: dict[bytes, int] | None = None
+        self._start: list[int] | None = None
+        self._hashes: str | None = None
+
+    @property
+    def index(self) -> dict[bytes, int]:
+        if self._index is None:
+            ends = list(accumulate(_u32(self.key_lengths)))
+            # map/slice keep these loops in C
+            keys = map(self.keys.__getitem__, map(slice, [0, *ends], ends))
+            self._index = dict(zip(keys, range(len(ends)), strict=True))
+        return self._index
+
+    @property
+    def start(self) -> list[int]:
+        """Where each entry's hashes start in :attr:`hashes` (and, last, its length)."""
+        if self._start is None:
+            self._start = [0, *accumulate(map((_HEX).__mul__, _u32(self.counts)))]
+        return self._start
+
+    @property
+    def hashes(self) -> str:
+        if self._hashes is None:
+            self._hashes = self.hex.decode("ascii")
+        return self._hashes
 
     def digests(self, entries: Iterable[int]) -> list[bytes]:
         """The content digests (tag byte and digest; empty when none) of ``entries``."""
@@ -155,7 +205,7 @@ def load(path: str, chunk_size: int) -> Snapshot | None:
         return None
 
 
-def _u32(data: memoryview) -> array[int]:
+def _u32(data: bytes | memoryview) -> array[int]:
     out: array[int] = array("I")
     out.frombytes(data)
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
@@ -174,66 +224,62 @@ def _parse(data: bytes, chunk_size: int) -> Snapshot | None:
         return None
     if hashlib.sha256(body).digest() != digest:
         return None
-    lengths = _u32(body[: 4 * count])
-    at = 4 * count
-    blob = bytes(body[at : at + keys_len])
-    at += keys_len
-    counts = _u32(body[at : at + 4 * count])
-    at += 4 * count
-    hashes = bytes(body[at : at + _HEX * chunks]).decode("ascii")
-    at += _HEX * chunks
-    dig_lengths = bytes(body[at : at + count])
-    at += count
-    if sum(dig_lengths) != dig_len:
+    sections: list[bytes] = []
+    at = 0
+    for size in (4 * count, keys_len, 4 * count, _HEX * chunks, count, dig_len):
+        sections.append(bytes(body[at : at + size]))
+        at += size
+    key_lengths, keys, counts, hex_text, dig_lengths, dig_blob = sections
+    if sum(dig_lengths) != dig_len or sum(_u32(key_lengths)) != keys_len or sum(_u32(counts)) != chunks:
         return None
-    ends = list(accumulate(lengths))
-    if (ends[-1] if ends else 0) != keys_len:
-        return None
-    # map/slice keep these loops in C: this is on the warm path of every scan
-    keys = map(blob.__getitem__, map(slice, [0, *ends], ends))
-    start = [0, *accumulate(map((_HEX).__mul__, counts))]
-    if start[-1] != _HEX * chunks:
-        return None
-    return Snapshot(dict(zip(keys, range(count), strict=True)), start, hashes, dig_lengths, bytes(body[at:]))
+    return Snapshot(key_lengths, keys, counts, hex_text, dig_lengths, dig_blob)
 
 
 @dataclass(slots=True)
 class CacheHits:
-    """Which walked files the cache answers: their indices (sorted) and, for each, the hex
-    text of all its chunk hashes (64 characters a chunk); ``entries`` are their entry numbers
-    in ``snap``, whose stored content digests :meth:`digests` gives."""
+    """Which walked files the cache answers: their indices (sorted), the raw 32-byte digests of
+    all their chunks (in order), their entry numbers in ``snap`` (whose stored content digests
+    :meth:`content_digests` gives) and how many distinct keys the cache held."""
 
     indices: list[int]
-    hashes: list[str]
+    digests: bytes
     entries: list[int] = field(default_factory=list)
+    stored: int = 0
     snap: Snapshot | None = None
 
-    def digests(self) -> list[bytes]:
+    def content_digests(self) -> list[bytes]:
         """The stored content digest of each hit (tag byte and digest; empty when none)."""
         if self.snap is None:
             return [b"" for _ in self.indices]
         return self.snap.digests(self.entries)
 
-    def split(self) -> list[str]:
-        """Every chunk hash, in order."""
-        return [h[i : i + _HEX] for h in self.hashes for i in range(0, len(h), _HEX)]
+
+#: What a lookup returns across the backend boundary: ``(indices, entries, digests, stored)``.
+RawHits = tuple[list[int], list[int], bytes, int]
 
 
-def lookup(snap: Snapshot, keys: Sequence[bytes]) -> CacheHits:
-    """The walked files (manifest order) whose key is in ``snap``.
+def lookup(snap: Snapshot, keys: Sequence[bytes]) -> RawHits | None:
+    """The walked files (their cache keys, manifest order) whose key is in ``snap``: the
+    fallback's answer to ``ScanJob.cache_hits`` (``rust/src/cache.rs``), which it matches: None
+    when a hit's hashes are not hex.
 
     Every loop runs in C (``map``/``compress``): one dictionary probe per file. The chunk counts
     are checked by ``start_hashing`` (the key holds the size, so they can only differ in a file
-    whose checksum matched: a bug, reported as ``ValueError``).
+    whose checksum matched: a bug, reported as False there).
     """
-    found = list(map(snap.index.get, keys))
+    index = snap.index
+    found = list(map(index.get, keys))
     present = list(map(is_not, found, repeat(None)))
     hit = list(compress(range(len(found)), present))
     js = cast(list[int], list(compress(found, present)))
     start = snap.start
-    ends = map(start.__getitem__, map((1).__add__, js))
-    slices = map(slice, map(start.__getitem__, js), ends)
-    return CacheHits(hit, list(map(snap.hashes.__getitem__, slices)), js, snap)
+    slices = map(slice, map(start.__getitem__, js), map(start.__getitem__, map((1).__add__, js)))
+    hex_text = b"".join(map(snap.hex.__getitem__, slices))
+    try:
+        raw = binascii.unhexlify(hex_text)
+    except binascii.Error:
+        return None
+    return hit, js, raw, len(index)
 
 
 def save(
