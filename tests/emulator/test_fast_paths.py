@@ -21,6 +21,7 @@ from roost.testing._core import SHA256_RE, all_sha256
 from roost.testing._jsonutil import _canonical, canonical_json, loads
 from roost.testing._problems import ApiError
 from roost.testing._store import ChunkStore
+from roost.testing.routes import versions
 from roost.testing.routes.chunks import validate_hash_list
 from roost.testing.routes.versions import MEDIA_TYPE, validate_version
 
@@ -99,6 +100,38 @@ def test_shapes_the_fast_pass_leaves_to_the_exact_one_are_still_accepted() -> No
     files[1]["chunks"] = []  # an empty file has no chunks
     files[2]["chunks"][0]["size"] = 2.5
     assert validate_version(_version(files)) is files
+
+
+_ODD_VALUES: list[Any] = [None, True, -1, 0, 2.5, "", "x", [], {}, "F" * 64]
+_DELETED = object()
+_MUTATIONS = [
+    (where, key, value)
+    for where, keys in (("file", ("path", "size", "chunks")), ("chunk", ("hash", "size")), ("entry", ("",)))
+    for key in keys
+    for value in [*_ODD_VALUES, _DELETED]
+]
+
+
+@pytest.mark.parametrize(("where", "key", "value"), _MUTATIONS)
+def test_the_fast_manifest_pass_only_accepts_what_the_exact_pass_accepts(
+    where: str, key: str, value: Any
+) -> None:
+    """Every single-field change of a good manifest: the fast pass either leaves it to the
+    exact one (None) or returns every hash of a manifest the exact pass accepts."""
+    files: list[Any] = _files(3)
+    assert versions._plainly_valid(files) == _hashes(3)
+    if where == "entry":
+        files[1] = value
+    else:
+        holder = files[1] if where == "file" else files[1]["chunks"][0]
+        if value is _DELETED:
+            del holder[key]
+        else:
+            holder[key] = value
+    fast = versions._plainly_valid(files)
+    if fast is not None:
+        versions._explain_invalid(files)  # raises for an invalid entry
+        assert fast == [c["hash"] for f in files for c in f["chunks"]]
 
 
 # -- JSON number scans -----------------------------------------------------------------
@@ -227,6 +260,17 @@ def test_missing_from_a_listing_equals_missing_from_stats(
     assert store.missing(SITE, asked) == expected
     # the "ab" directory was listed, not stat'ed name by name
     assert stats == [EMPTY]
+
+
+def test_an_object_in_another_prefix_directory_does_not_count_as_stored(tmp_path: Path) -> None:
+    """A listing answers only for its own prefix: a file named after a chunk but lying in
+    another prefix's directory is not that chunk (the listings are subtracted all at once)."""
+    stored = _hashes(100, prefix="ab")
+    store = _store_with(tmp_path, stored)
+    stray = "cd" + "1" * 62
+    (store.path(SITE, stored[0]).parent / stray).write_bytes(b"not where it belongs")
+    asked = [*stored, stray]
+    assert store.missing(SITE, asked) == [stray]
 
 
 def test_a_few_names_in_a_large_directory_are_stat_ed(

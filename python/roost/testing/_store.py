@@ -281,7 +281,9 @@ class ChunkStore:
         per_prefix = len(digests) // len(prefixes) + 1
         listings = {prefix: self._listing(site_id, prefix, per_prefix) for prefix in prefixes}
         if None not in listings.values():
-            return [d for d in digests if d not in listings[d[:2]]]  # type: ignore[operator]
+            # a listing holds only names of its own prefix: one set difference, in C
+            absent = set(digests).difference(*listings.values())  # type: ignore[arg-type]
+            return [d for d in digests if d in absent] if absent else []
         out: list[str] = []
         for digest in digests:
             names = listings[digest[:2]]
@@ -309,7 +311,8 @@ class ChunkStore:
             return None
         try:
             with os.scandir(folder) as entries:
-                names = frozenset(e.name for e in entries if not e.name.startswith(".") and e.is_file())
+                # only names of this prefix (``missing`` subtracts the listings of all at once)
+                names = frozenset(e.name for e in entries if e.name.startswith(prefix) and e.is_file())
         except OSError:
             return None
         # an object is renamed into place only once its bytes hash to its name, so the one name

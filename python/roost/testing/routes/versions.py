@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from operator import itemgetter
 from typing import Any, TypeGuard
 
 from starlette.responses import Response
@@ -231,7 +232,7 @@ async def _publish(ctx: Ctx) -> Response:
     version_url = f"{MANIFEST_HOST}/project-manifests/{site_id}/{roost_id}/{version_id}.json"
     parent = roost_parent(site_id, roost_id)
     now = now_ms()
-    total_size = sum(f["size"] for f in files)
+    total_size = sum(map(itemgetter("size"), files))
     total_size = int(total_size) if float(total_size).is_integer() else total_size
 
     def stale(current: str | None) -> Exception:
