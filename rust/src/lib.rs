@@ -4,6 +4,7 @@
 //! - `walk`: the parallel directory walk (symlinks, cycles, special files).
 //! - `hash`: reading and SHA-256 hashing of chunks (buffer or mmap), and `hash_chunks`.
 //! - `cache`: the hash-cache lookup of a walk (the file format is Python's).
+//! - `entries`: a finished scan's entries as JSON text (a push's version file list).
 //! - `hold`: held chunk bytes: buffers the caller grants, filled and hashed by the workers.
 //! - `job`: a cancellable scan job streaming finished files in manifest order: its API and
 //!   coordinator; `workers` hash the chunks, `collect` orders the results.
@@ -16,6 +17,7 @@
 
 pub mod cache;
 mod collect;
+pub mod entries;
 pub mod error;
 pub mod hash;
 pub mod hold;

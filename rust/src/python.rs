@@ -14,9 +14,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use sha2::{Digest, Sha256};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::cache;
+use crate::entries;
 use crate::error::{non_utf8_message, ScanError, SWAPPED};
 use crate::hash::{self, ChunkReader, ReadMode, DEFAULT_PIECE};
 use crate::hold::Buffer;
@@ -119,6 +120,29 @@ fn seconds(timeout: f64) -> Duration {
 #[pyclass(module = "roost._native", name = "ScanJob", frozen)]
 struct PyScanJob {
     job: ScanJob,
+    delivered: Mutex<Delivered>,
+}
+
+/// What `next_batch` has handed out: every chunk digest in order, and whether it was all.
+#[derive(Default)]
+struct Delivered {
+    digests: Vec<[u8; 32]>,
+    complete: bool,
+}
+
+impl PyScanJob {
+    fn new_job(job: ScanJob) -> Self {
+        Self {
+            job,
+            delivered: Mutex::default(),
+        }
+    }
+
+    fn delivered(&self) -> std::sync::MutexGuard<'_, Delivered> {
+        self.delivered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[pymethods]
@@ -142,7 +166,7 @@ impl PyScanJob {
             config(threads, mmap, piece_kib),
         )
         .map_err(to_pyerr)?;
-        Ok(Self { job })
+        Ok(Self::new_job(job))
     }
 
     /// A job over one regular file; its entry's path is "".
@@ -151,7 +175,7 @@ impl PyScanJob {
     fn for_file(path: PathBuf, threads: usize, mmap: bool, piece_kib: usize) -> PyResult<Self> {
         let job = ScanJob::start(Source::File { path }, config(threads, mmap, piece_kib))
             .map_err(to_pyerr)?;
-        Ok(Self { job })
+        Ok(Self::new_job(job))
     }
 
     /// `(file_count, total_bytes)` once the walk is done, or None after `timeout` seconds.
@@ -268,6 +292,17 @@ impl PyScanJob {
         Some((hits.indices, hits.entries, digests, hits.stored))
     }
 
+    /// Every entry the job delivered, as JSON text (see `entries.rs`), once `next_batch` has
+    /// returned None; None before.
+    fn entries_json(&self, py: Python<'_>) -> Option<String> {
+        let files = self.job.files()?;
+        let delivered = self.delivered();
+        if !delivered.complete {
+            return None;
+        }
+        py.allow_threads(|| entries::entries_json(&files, &delivered.digests))
+    }
+
     /// How many files this job has opened to hash (cached files are not).
     #[getter]
     fn files_read(&self) -> usize {
@@ -298,7 +333,10 @@ impl PyScanJob {
             .allow_threads(|| self.job.next_batch(seconds(timeout)))
             .map_err(to_pyerr)?;
         let batch = match next {
-            Next::Done => return Ok(None),
+            Next::Done => {
+                self.delivered().complete = true;
+                return Ok(None);
+            }
             Next::Pending => {
                 return Ok(Some((
                     PyList::empty(py),
@@ -310,6 +348,7 @@ impl PyScanJob {
             }
             Next::Batch(b) => b,
         };
+        self.delivered().digests.extend_from_slice(&batch.digests);
         let range = batch.start..batch.end;
         let files = &batch.files;
         let paths = PyList::new(py, range.clone().map(|i| PyString::new(py, files.rel(i))))?;

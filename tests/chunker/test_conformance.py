@@ -294,3 +294,48 @@ def test_errors_are_the_same_on_both_backends(tmp_path: Path, monkeypatch: pytes
             chunker.scan_directory(tmp_path)
         seen.append(_error_fields(info.value))
     assert seen[0] == seen[1]
+
+
+async def _streamed(root: Path, **options: Any) -> Any:
+    from roost.chunker._driver import StreamOutcome
+
+    outcome = StreamOutcome()
+    async for _ in chunker._stream_tree(root, outcome, **options):
+        pass
+    return outcome
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("warm", [False, True])
+async def test_a_native_scan_writes_the_entries_json_the_python_formatter_writes(
+    backend: str, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm: bool
+) -> None:
+    """The version file list a push publishes: the native core's text of a finished scan is
+    byte for byte ``_model.entries_json`` of its entries (cold, and from the hash cache), here
+    and on names that need escaping; the fallback writes none (the engine formats it)."""
+    from roost.chunker._model import entries_json
+
+    monkeypatch.setenv("ROOST_CACHE_DIR", str(tmp_path / "cache"))
+    odd = tmp_path / "odd"
+    (odd / 'q"uote\\back').mkdir(parents=True)
+    names = [
+        "new\nline",
+        "tab\there",
+        "ctl\x01\x1f\x7f",
+        "é ü",
+        "sep\u2028",
+        "emoji-\U0001f989",
+        "b\x08f\x0c",
+    ]
+    for i, name in enumerate(names):
+        (odd / 'q"uote\\back' / name).write_bytes(os.urandom(i * 1000))
+    (odd / "big.bin").write_bytes(os.urandom(chunker.CHUNK_SIZE_BYTES + 5))
+    for root, options in ((tree, {"ignore": IGNORE}), (odd, {})):
+        if warm:
+            await _streamed(root, **options)
+        outcome = await _streamed(root, **options)
+        assert outcome.entries
+        if backend == "python":
+            assert outcome.entries_json is None
+        else:
+            assert outcome.entries_json == entries_json(outcome.entries)

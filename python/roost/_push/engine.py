@@ -307,7 +307,7 @@ async def push_directory(
             changed = await anyio.to_thread.run_sync(outcome.first_changed)
             if changed is not None:
                 raise ChunkSourceChangedError(changed, "", 0, "written to or replaced after it was read")
-        manifest = build_manifest(root, outcome.entries)
+        manifest = build_manifest(root, outcome.entries, outcome.entries_json)
         skipped = watch.skipped
         skip_counts: dict[str, int] = dict(Counter(entry.reason for entry in skipped))
         uploaded = uploads.tally

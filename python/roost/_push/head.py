@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from .._errors import NotFoundError, PermissionDeniedError
 from .._wire import api_path, as_dict, as_int, as_list, as_opt_str, as_str_list, expect_object
+from ..chunker import ChunkDescriptor, ChunkedFileEntry
+from ..chunker._model import entries_json
 from ..client import RoostClient
 from .ledger import files_digest
 from .publish import Head
@@ -103,12 +105,16 @@ async def fetch_version_files(
     files = [f for f in as_list(version.get("files")) if isinstance(f, dict)]
     files.sort(key=lambda f: str(f.get("path")))
     listed = [
-        (
+        ChunkedFileEntry(
             str(f.get("path")),
             as_int(f.get("size")),
-            [str(c.get("hash")) for c in as_list(f.get("chunks")) if isinstance(c, dict)],
+            tuple(
+                ChunkDescriptor(str(c.get("hash")), as_int(c.get("size")))
+                for c in as_list(f.get("chunks"))
+                if isinstance(c, dict)
+            ),
         )
         for f in files
     ]
-    chunks = frozenset(chunk_hash for _, _, hashes in listed for chunk_hash in hashes)
-    return files_digest(listed), chunks
+    chunks = frozenset(chunk.hash for entry in listed for chunk in entry.chunks)
+    return files_digest(entries_json(listed)), chunks

@@ -313,6 +313,8 @@ class StreamOutcome:
     entries: list[ChunkedFileEntry] = field(default_factory=list)
     report: ScanReport | None = None
     read: list[tuple[str, int, int]] = field(default_factory=list)
+    #: ``_model.entries_json(entries)``, when the backend wrote it (the native one does).
+    entries_json: str | None = None
 
     def first_changed(self) -> str | None:
         """Blocking: the first file read whose size or modification time is no longer the
@@ -397,6 +399,8 @@ async def scan_stream(
             out += entries
             yield entries, batch[4]
         await run(_cache_finish, walked.plan, out)
+        if path is None:
+            outcome.entries_json = await run(job.entries_json)
         if watch_root is not None:
             outcome.read = await run(_files_read, job, walked, watch_root)
         if on_progress is not None:

@@ -501,6 +501,11 @@ class FallbackJob:
             return None
         return lookup(Snapshot(key_lengths, keys, counts, hashes), listed[0])
 
+    def entries_json(self) -> str | None:
+        """None: the native core's shortcut; callers build the text from the entries
+        (``_model.entries_json``)."""
+        return None
+
     @property
     def files_read(self) -> int:
         """Files opened to hash so far (cached ones are not)."""
