@@ -354,8 +354,9 @@ async def scan_stream(
     ``held.release(len(data))`` for each once it lets it go, or the scan stops for lack of
     budget. ``on_walk`` gets the walked relative paths (manifest order) before any file is read:
     an exception from it stops the scan. ``path`` names a one-file job's entry. The entries of
-    the whole scan and its report are in ``outcome`` once the iteration is complete, and with
-    ``watch_root`` (the tree's root) the files it read (see :meth:`StreamOutcome.first_changed`).
+    the whole scan, its report and (without ``path``, from a backend that writes it) their JSON
+    text are in ``outcome`` once the iteration is complete, and with ``watch_root`` (the tree's
+    root) the files it read (see :meth:`StreamOutcome.first_changed`).
     With ``file_events``, a batch's per-file ``hash`` events go out only while it returns True
     (the ``discover`` event and the final ``hash`` one always do): 20,000 events nobody reads
     cost a re-push a tenth of a second.
