@@ -170,6 +170,7 @@ class Proc:
     report: dict[str, Any]
     #: CPU-seconds the emulator spent while this client ran (pushes only)
     server_cpu: float = 0.0
+    server_system: float = 0.0  # of server_cpu: in the kernel (loopback, tmpfs pages)
 
 
 def run_process(command: list[str], env: dict[str, str] | None = None) -> Proc:
@@ -211,9 +212,11 @@ def push(kind: str, server: Emulator, root: str, cache_dir: str | None = None, s
     if skip:
         command.append("--skip-unchanged")
     try:
-        before = server.cpu_seconds()
+        user, system = server.cpu_times()
         proc = run_process(command, env)
-        proc.server_cpu = server.cpu_seconds() - before
+        user_after, system_after = server.cpu_times()
+        proc.server_cpu = user_after - user + system_after - system
+        proc.server_system = system_after - system
         return proc
     finally:
         if fresh:
@@ -249,7 +252,7 @@ def describe(label: str, proc: Proc) -> str:
     scan = f", scan {r['scan_seconds']:.2f} s" if r.get("scan_seconds") is not None else ""
     return (
         f"{label:<28} push {r['push_seconds']:7.3f} s  process {proc.wall:7.3f} s  "
-        f"CPU {proc.cpu:6.2f} s (user {proc.user:.2f} + sys {proc.system:.2f}; emulator {proc.server_cpu:.2f} s), "
+        f"CPU {proc.cpu:6.2f} s (user {proc.user:.2f} + sys {proc.system:.2f}; emulator {proc.server_cpu:.2f} s, sys {proc.server_system:.2f}), "
         f"peak RSS {proc.maxrss_mib:.0f} MiB{scan}; uploaded {r['uploaded_chunks']} chunks, "
         f"{r['uploaded_bytes'] / 1e6:.1f} MB"
     )

@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["EMULATOR_DIR", "Emulator", "dataset_bytes", "emulator", "process_cpu_seconds"]
+__all__ = [
+    "EMULATOR_DIR",
+    "Emulator",
+    "dataset_bytes",
+    "emulator",
+    "process_cpu_seconds",
+    "process_cpu_times",
+]
 
 EMULATOR_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
@@ -33,15 +40,25 @@ class Emulator:
         """The emulator process's user + system CPU so far."""
         return process_cpu_seconds(self.pid)
 
+    def cpu_times(self) -> tuple[float, float]:
+        """The emulator process's (user, system) CPU so far."""
+        return process_cpu_times(self.pid)
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a running process (Linux /proc; 0 elsewhere)."""
+
+def process_cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU-seconds of a running process (Linux /proc; zeros elsewhere)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process (Linux /proc; 0 elsewhere)."""
+    return sum(process_cpu_times(pid))
 
 
 def dataset_bytes(root: str) -> tuple[int, int]:

@@ -321,9 +321,13 @@ def test_concurrent_writers_last_one_wins(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "c") == ["x.bin"]
 
 
-def test_cache_with_wrong_chunk_counts_is_ignored(tree: Path, reads: Callable[..., int]) -> None:
-    """A well-formed cache whose chunk counts do not fit the sizes (a bug, never written by
-    save) is not trusted: everything is read again."""
+@pytest.mark.parametrize("stored", ["0" * 64, "g" * 64], ids=["wrong-chunk-counts", "not-hex"])
+def test_cache_whose_hashes_do_not_fit_is_ignored_and_rewritten(
+    tree: Path, reads: Callable[..., int], stored: str
+) -> None:
+    """A well-formed, checksummed cache (never written so by save) whose chunk counts do not
+    fit the sizes, or whose hashes are not hex, is not trusted by either backend's lookup:
+    everything is read again, and the cache written anew."""
     want = oracle(tree)
     scan(tree)
     reads()
@@ -331,24 +335,7 @@ def test_cache_with_wrong_chunk_counts_is_ignored(tree: Path, reads: Callable[..
     snap = _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES)
     assert snap is not None
     keys = list(snap.index)
-    _hash_cache.save(
-        path, chunker.CHUNK_SIZE_BYTES, 2 * OLD_NS, keys, [OLD_NS] * len(keys), [["0" * 64]] * len(keys)
-    )
-    assert scan(tree) == want
-    assert reads() == 3
-
-
-def test_cache_whose_hashes_are_not_hex_is_ignored(tree: Path, reads: Callable[..., int]) -> None:
-    """A checksummed cache holding a hash that is not hex (never written by save) is not used,
-    by either backend's lookup: the scan reads everything and rewrites it."""
-    want = oracle(tree)
-    scan(tree)
-    reads()
-    path = _hash_cache.cache_path(str(tree))
-    snap = _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES)
-    assert snap is not None
-    keys = list(snap.index)
-    hashes = [["g" * 64]] * len(keys)
+    hashes = [[stored]] * len(keys)
     _hash_cache.save(path, chunker.CHUNK_SIZE_BYTES, 2 * OLD_NS, keys, [OLD_NS] * len(keys), hashes)
     assert _hash_cache.load(path, chunker.CHUNK_SIZE_BYTES) is not None
     assert scan(tree) == want
