@@ -358,6 +358,7 @@ class FallbackJob:
     def __init__(self, base: str, target: _Target, matcher: IgnoreMatcher | None = None):
         self._cancel = threading.Event()
         self._stamps: dict[str, Stamp] = {}
+        self._keys: tuple[list[bytes], list[int], list[int]] | None = None
         self._skipped: list[tuple[str, str]] = []
         self._linked: set[str] = set()
         self._matcher = matcher
@@ -483,14 +484,16 @@ class FallbackJob:
         hash cache's (``_hash_cache.make_key``); None before the walk is done."""
         if self._summary is None:
             return None
-        stamps = self._stamps
-        keys: list[bytes] = []
-        mtimes: list[int] = []
-        for rel, size in self._files:
-            m, c, ino, dev = stamps[rel]
-            keys.append(make_key(rel, size, m, c, ino, dev))
-            mtimes.append(m)
-        return keys, [s for _, s in self._files], mtimes
+        if self._keys is None:  # built once: the cache lookup needs them too
+            stamps = self._stamps
+            keys: list[bytes] = []
+            mtimes: list[int] = []
+            for rel, size in self._files:
+                m, c, ino, dev = stamps[rel]
+                keys.append(make_key(rel, size, m, c, ino, dev))
+                mtimes.append(m)
+            self._keys = keys, [s for _, s in self._files], mtimes
+        return self._keys
 
     def cache_hits(
         self, key_lengths: bytes, keys: bytes, counts: bytes, hashes: bytes
