@@ -345,7 +345,8 @@ async def _stream_tree(
     on_walk: Callable[[list[str]], None] | None = None,
     file_events: Callable[[], bool] | None = None,
 ) -> AsyncGenerator[tuple[list[ChunkedFileEntry], list[tuple[str, bytes]]], None]:
-    """:func:`chunk_directory` batch by batch, with the bytes read (for the push engine).
+    """:func:`chunk_directory` batch by batch, with the bytes read and the entries' JSON text (for
+    the push engine).
 
     See :func:`roost.chunker._driver.scan_stream` for the items, ``held``, ``on_walk`` and
     ``file_events``; the
@@ -369,6 +370,7 @@ async def _stream_tree(
         on_walk=on_walk,
         watch_root=root_str,
         file_events=file_events,
+        entries_json=True,
     )
     async with aclosing(batches):
         async for item in batches:

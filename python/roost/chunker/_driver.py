@@ -344,6 +344,7 @@ async def scan_stream(
     on_walk: Callable[[list[str]], None] | None = None,
     watch_root: str | None = None,
     file_events: Callable[[], bool] | None = None,
+    entries_json: bool = False,
 ) -> AsyncGenerator[tuple[list[ChunkedFileEntry], list[tuple[str, bytes]]], None]:
     """Runs ``job`` from worker threads, emitting progress, yielding each batch as it is hashed.
 
@@ -354,9 +355,9 @@ async def scan_stream(
     ``held.release(len(data))`` for each once it lets it go, or the scan stops for lack of
     budget. ``on_walk`` gets the walked relative paths (manifest order) before any file is read:
     an exception from it stops the scan. ``path`` names a one-file job's entry. The entries of
-    the whole scan, its report and (without ``path``, from a backend that writes it) their JSON
-    text are in ``outcome`` once the iteration is complete, and with ``watch_root`` (the tree's
-    root) the files it read (see :meth:`StreamOutcome.first_changed`).
+    the whole scan and its report are in ``outcome`` once the iteration is complete, with
+    ``entries_json`` (and no ``path``) their JSON text when the backend writes it, and with
+    ``watch_root`` (the tree's root) the files it read (see :meth:`StreamOutcome.first_changed`).
     With ``file_events``, a batch's per-file ``hash`` events go out only while it returns True
     (the ``discover`` event and the final ``hash`` one always do): 20,000 events nobody reads
     cost a re-push a tenth of a second.
@@ -400,7 +401,7 @@ async def scan_stream(
             out += entries
             yield entries, batch[4]
         await run(_cache_finish, walked.plan, out)
-        if path is None:
+        if entries_json and path is None:
             outcome.entries_json = await run(job.entries_json)
         if watch_root is not None:
             outcome.read = await run(_files_read, job, walked, watch_root)
