@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_server import EMULATOR_DIR, Emulator, dataset_bytes, emulator
+from bench_server import EMULATOR_DIR, Emulator, compile_package, dataset_bytes, emulator
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "bench_push_client.py"
@@ -491,6 +491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     load = os.getloadavg()
     print(f"chunker backend: {chunker.backend()}, {os.cpu_count()} CPUs, scale {args.scale}")
+    print(f"bytecode: {compile_package()} roost modules compiled first (an installed SDK has them)")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in load)}", flush=True)
     warm: set[str] = set()
     for scenario in [s for s in SCENARIOS if s in chosen]:
