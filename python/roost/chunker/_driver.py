@@ -420,6 +420,8 @@ def _files_read(job: Job, walked: _Walked, root: str) -> list[tuple[str, int, in
     keys, sizes, mtimes = _listing(job, walked)
     plan = walked.plan
     hits = set(plan.hits_used.indices) if plan is not None and plan.hits_used is not None else set()
+    if len(hits) == len(sizes):  # every file from the cache (a re-push): none was opened
+        return []
     read = [i for i, size in enumerate(sizes) if size and i not in hits]
     paths = _abs_paths(root, keys, read)
     return [(path, sizes[i], mtimes[i]) for path, i in zip(paths, read, strict=True)]
