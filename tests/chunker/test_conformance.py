@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from roost import ChunkSourceChangedError, chunker
@@ -339,3 +340,28 @@ async def test_a_native_scan_writes_the_entries_json_the_python_formatter_writes
             assert outcome.entries_json is None
         else:
             assert outcome.entries_json == entries_json(outcome.entries)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_scan_leaves_the_cyclic_collector_as_it_found_it(backend: str, tree: Path, enabled: bool) -> None:
+    """The native batch pauses the collector while it builds its lists, and the Python side
+    while it builds entries: either way a collector the caller turned off stays off, and one
+    that runs runs again after."""
+    import gc
+
+    was = gc.isenabled()
+    try:
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+        assert as_tuples(chunker.scan_directory(tree, ignore=IGNORE, cache=False)) == oracle(tree, EXPECTED)
+        assert gc.isenabled() is enabled
+        streamed = anyio.run(lambda: chunker.chunk_directory(tree, ignore=IGNORE, cache=False))
+        assert as_tuples(streamed) == oracle(tree, EXPECTED)
+        assert gc.isenabled() is enabled
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
