@@ -384,11 +384,6 @@ impl PyScanJob {
     }
 }
 
-/// An uninitialised `bytes` object of `len` bytes as a buffer for a worker to fill (the worker
-/// zeroes it first, without the GIL: see `Buffer::new`).
-///
-/// The object is handed to Python code only after the worker has filled it (`next_batch`), and
-/// dropped unseen otherwise, so its contents are never observed before they are written.
 /// The cyclic garbage collector paused while this lives, and as it was after.
 ///
 /// A batch of a re-scan is 20,000 paths, hashes and `(device, inode)` tuples built in one go
@@ -419,6 +414,11 @@ impl Drop for CollectorPaused {
     }
 }
 
+/// An uninitialised `bytes` object of `len` bytes as a buffer for a worker to fill (the worker
+/// zeroes it first, without the GIL: see `Buffer::new`).
+///
+/// The object is handed to Python code only after the worker has filled it (`next_batch`), and
+/// dropped unseen otherwise, so its contents are never observed before they are written.
 fn new_buffer(py: Python<'_>, len: usize) -> PyResult<Buffer> {
     let size = pyo3::ffi::Py_ssize_t::try_from(len)
         .map_err(|_| PyValueError::new_err(format!("chunk of {len} bytes is too large")))?;
