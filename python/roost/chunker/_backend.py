@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import _fallback
 from ._errors import ChunkSourceChangedError, PatternError, SourceChanged
+from ._hash_cache import RawHits
 from ._model import CHUNK_SIZE, DEFAULT_IGNORES, FileId, RawBatch
 
 try:
@@ -64,9 +65,7 @@ class Job(Protocol):
 
     def file_keys(self) -> tuple[list[bytes], list[int], list[int]] | None: ...
 
-    def cache_hits(
-        self, key_lengths: bytes, keys: bytes, counts: bytes, hashes: bytes
-    ) -> tuple[list[int], list[int], bytes, int] | None: ...
+    def cache_hits(self, key_lengths: bytes, keys: bytes, counts: bytes, hashes: bytes) -> RawHits | None: ...
 
     def start_hashing(
         self, skip: list[int] | None = None, digests: bytes | None = None, hold: bool = False

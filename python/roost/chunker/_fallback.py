@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from ._errors import SourceChanged
 from ._glob import IgnoreMatcher
-from ._hash_cache import Snapshot, lookup, make_key
+from ._hash_cache import RawHits, Snapshot, lookup, make_key
 from ._model import CHUNK_SIZE, FileId, HashedBatch, RawBatch
 from ._walk import CancelledError, Stamp, stamp, walk
 
@@ -495,9 +495,7 @@ class FallbackJob:
             self._keys = keys, [s for _, s in self._files], mtimes
         return self._keys
 
-    def cache_hits(
-        self, key_lengths: bytes, keys: bytes, counts: bytes, hashes: bytes
-    ) -> tuple[list[int], list[int], bytes, int] | None:
+    def cache_hits(self, key_lengths: bytes, keys: bytes, counts: bytes, hashes: bytes) -> RawHits | None:
         """The walked files a hash cache answers, from its sections (``ScanJob.cache_hits``)."""
         listed = self.file_keys()
         if listed is None:
