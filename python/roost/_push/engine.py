@@ -278,8 +278,9 @@ async def push_directory(
                 verify=opts.verify_cache,
                 held=held,
                 on_walk=check_names,
-                # per-file hash events: for the caller's callback, and the first one starts the read
-                file_events=lambda: emit.active or watch.start_read is not None,
+                # per-file hash events: all of them for the caller's callback (no test per file),
+                # else only until the first one has started the read
+                file_events=None if emit.active else lambda: watch.start_read is not None,
             )
             with send:
                 await route_scan(router, root, scan, ready)
