@@ -216,7 +216,7 @@ async def test_rows_written_by_older_emulators_are_still_served(roost_server: Em
         '"fileCount":2,"pathCount":2,"totalBytes":99,"createdAt":1700000000000,'
         '"createdBy":"someone","mountedAt":1700000000000}'
     )
-    store.put_many_text("referrer", [(f"{site}/{x}", f"version_old-roost_{'1' * 64}", legacy)])
+    store.put("referrer", f"{site}/{x}", f"version_old-roost_{'1' * 64}", json.loads(legacy), new_seq=True)
     async with api_client(roost_server) as client:
         made = await publish(client, site, "new-roost", _version([("p", [(x, 12)])], "new"))
         assert made.status_code == 201, made.text

@@ -130,23 +130,6 @@ class Store:
                     (coll, parent, doc_id, seq, text),
                 )
 
-    def put_many(self, coll: str, docs: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """Create or replace many ``(parent, id, data)`` documents; each moves to the top of its list."""
-        self.put_many_text(
-            coll, [(parent, doc_id, json.dumps(data, separators=(",", ":"))) for parent, doc_id, data in docs]
-        )
-
-    def put_many_text(self, coll: str, docs: list[tuple[str, str, str]]) -> None:
-        """:meth:`put_many` for documents already serialised as JSON objects."""
-        # one transaction: outside one, SQLite commits every row on its own
-        with self.transaction():
-            rows = [(coll, parent, doc_id, self.next_seq(), text) for parent, doc_id, text in docs]
-            self._conn.executemany(
-                "INSERT INTO docs (coll, parent, id, seq, data) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (coll, parent, id) DO UPDATE SET data = excluded.data, seq = excluded.seq",
-                rows,
-            )
-
     def delete(self, coll: str, parent: str, doc_id: str) -> bool:
         with self._lock:
             cursor = self._conn.execute(
