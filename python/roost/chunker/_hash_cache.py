@@ -123,6 +123,7 @@ def make_key(rel: str, size: int, mtime_ns: int, ctime_ns: int, ino: int, dev: i
     return _KEY.pack(size, mtime_ns, ctime_ns, ino, dev) + rel.encode("utf-8", "surrogateescape")
 
 
+@dataclass(slots=True)
 class Snapshot:
     """A loaded cache, kept as the sections of its checked body: ``key_lengths`` (uint32 per
     entry), the concatenated ``keys``, ``counts`` (uint32 per entry: its chunks) and ``hex``
@@ -131,36 +132,15 @@ class Snapshot:
     one for a repeated key). Those three are built on first use: a native lookup works on the
     sections themselves. :meth:`digests` gives the stored content digests."""
 
-    __slots__ = (
-        "_hashes",
-        "_index",
-        "_start",
-        "counts",
-        "digest_blob",
-        "digest_lengths",
-        "hex",
-        "key_lengths",
-        "keys",
-    )
-
-    def __init__(
-        self,
-        key_lengths: bytes,
-        keys: bytes,
-        counts: bytes,
-        hex: bytes,
-        digest_lengths: bytes = b"",
-        digest_blob: bytes = b"",
-    ) -> None:
-        self.key_lengths = key_lengths
-        self.keys = keys
-        self.counts = counts
-        self.hex = hex
-        self.digest_lengths = digest_lengths
-        self.digest_blob = digest_blob
-        self._index: dict[bytes, int] | None = None
-        self._start: list[int] | None = None
-        self._hashes: str | None = None
+    key_lengths: bytes
+    keys: bytes
+    counts: bytes
+    hex: bytes
+    digest_lengths: bytes = b""
+    digest_blob: bytes = b""
+    _index: dict[bytes, int] | None = field(default=None, init=False, repr=False, compare=False)
+    _start: list[int] | None = field(default=None, init=False, repr=False, compare=False)
+    _hashes: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def index(self) -> dict[bytes, int]:
