@@ -14,7 +14,7 @@ from typing import Any
 
 from .._version import SDK_VERSION
 from ..chunker import ChunkedFileEntry
-from ..chunker._model import entries_json
+from ..chunker._model import entries_json, entry_dicts
 from .ledger import files_digest
 from .types import PushPlan, PushStats
 
@@ -175,14 +175,7 @@ def version_body(manifest: Manifest, *, now: datetime | None = None) -> dict[str
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE,
         "config": _config(now),
-        "files": [
-            {
-                "path": entry.path,
-                "size": entry.size,
-                "chunks": [{"hash": chunk.hash, "size": chunk.size} for chunk in entry.chunks],
-            }
-            for entry in manifest.files
-        ],
+        "files": entry_dicts(manifest.files),
     }
 
 

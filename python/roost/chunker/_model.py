@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "CHUNK_SIZE",
@@ -26,6 +26,7 @@ __all__ = [
     "SkippedEntry",
     "build_entries",
     "entries_json",
+    "entry_dicts",
     "gc_paused",
 ]
 
@@ -217,6 +218,14 @@ def _plain_text(text: str) -> bool:
     return '"' not in text and "\\" not in text and text.isprintable()
 
 
+def entry_dicts(entries: Sequence[ChunkedFileEntry]) -> list[dict[str, Any]]:
+    """``entries`` as the JSON values a version lists them as (``file_id`` left out)."""
+    return [
+        {"path": e.path, "size": e.size, "chunks": [{"hash": c.hash, "size": c.size} for c in e.chunks]}
+        for e in entries
+    ]
+
+
 def entries_json(entries: Sequence[ChunkedFileEntry]) -> str:
     """``entries`` as compact JSON, each ``{"path":...,"size":...,"chunks":[{"hash":...,"size":...}]}``
     (``file_id`` left out), non-ASCII as it is: what a push publishes as its version's file
@@ -227,11 +236,7 @@ def entries_json(entries: Sequence[ChunkedFileEntry]) -> str:
     checked once, all together, and the dicts are encoded instead should any need escaping.
     """
     if not _plain_text("".join([chunk.hash for entry in entries for chunk in entry.chunks])):
-        listed = [
-            {"path": e.path, "size": e.size, "chunks": [{"hash": c.hash, "size": c.size} for c in e.chunks]}
-            for e in entries
-        ]
-        return json.dumps(listed, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(entry_dicts(entries), separators=(",", ":"), ensure_ascii=False)
     encode = encode_basestring
     parts: list[str] = []
     add = parts.append
