@@ -18,7 +18,14 @@ import pytest
 
 from roost.testing import EmulatorServer
 from roost.testing._core import SHA256_RE, all_sha256
-from roost.testing._jsonutil import _canonical, canonical_json, loads
+from roost.testing._jsonutil import (
+    _canonical,
+    _js_number,
+    canonical_json,
+    loads,
+    loads_unchecked,
+    only_safe_integers,
+)
 from roost.testing._problems import ApiError
 from roost.testing._store import ChunkStore
 from roost.testing.routes import versions
@@ -226,6 +233,111 @@ def test_canonical_json_matches_the_exact_encoder(value: Any) -> None:
     out: list[str] = []
     _canonical(value, out)
     assert canonical_json(value) == "".join(out)
+
+
+@pytest.mark.parametrize(
+    ("value", "javascript"),
+    [
+        # what String(x) gives in JavaScript (node 20)
+        (2.0**53, "9007199254740992"),
+        (9007199254740994.0, "9007199254740994"),
+        (12345678901234567890.0, "12345678901234567000"),
+        (2.0**64, "18446744073709552000"),
+        (1e20, "100000000000000000000"),
+        (1.2345678901234568e20, "123456789012345680000"),
+        (1e21, "1e+21"),
+        (-(2.0**70), "-1.1805916207174113e+21"),
+        (0.1, "0.1"),
+        (1.5e-7, "1.5e-7"),
+        (123.0, "123"),
+        (-0.0, "0"),
+    ],
+)
+def test_numbers_are_written_as_javascript_writes_them(value: float, javascript: str) -> None:
+    assert _js_number(value) == javascript
+
+
+def test_integer_literals_javascript_rounds_are_reported_as_floats() -> None:
+    seen: list[str] = []
+    value = loads('{"a": 12345678901234567890, "b": 9007199254740993, "c": 7}', floats=seen)
+    assert seen == ["12345678901234567890"]  # the second one is kept exact (see above)
+    assert canonical_json(value, floats=bool(seen)) == '{"a":12345678901234567000,"b":9007199254740993,"c":7}'
+
+
+# -- publish bodies parsed by orjson ----------------------------------------------------
+
+
+_DIGEST = hashlib.sha256(b"publish body").hexdigest()
+_ENTRY = f'{{"path":"a.bin","size":12,"chunks":[{{"hash":"{_DIGEST}","size":12}}]}}'
+
+
+def _body(entry: str = _ENTRY, config: str = "{}", extra: str = "") -> str:
+    version = f'{{"schemaVersion":2,"mediaType":"{MEDIA_TYPE}","config":{config},"files":[{entry}]}}'
+    return f'{{"siteId":"{{site}}","version":{version}{extra}}}'
+
+
+# bodies the exact parser reads differently from orjson (floats, integers past 2**53) in every
+# place a number can hide, and bodies both read alike
+_PUBLISH_BODIES = [
+    _body(),
+    _body(config='{"fps":60}'),
+    _body(config='{"fps":59.94}'),
+    _body(config='{"big":9007199254740993}'),
+    _body(config='{"big":12345678901234567890}'),
+    _body(config='{"huge":123456789012345678901234567890}'),
+    _body(config='{"a":[1,{"b":1e3}]}'),
+    _body(entry=_ENTRY.replace('"size":12,', '"size":12.0,')),
+    _body(entry=_ENTRY.replace('"size":12}', '"size":1.2e1}')),
+    _body(entry=_ENTRY.replace('"a.bin",', '"a.bin","mode":0.5,')),
+    _body(entry=_ENTRY.replace('"size":12}', '"size":12,"crc":1.5}')),
+    _body(extra=',"description":"x","name":"n","targets":[]'),
+    _body(extra=',"expectedCurrentVersionId":null,"weight":2.5'),
+    _body(extra=',"n":-9007199254740993'),
+    # a repeated key: the last value wins in JavaScript and in both parsers
+    _body(config='{"fps":1,"fps":2.5}'),
+    _body(config='{"fps":2.5,"fps":1}'),
+]
+
+
+@pytest.mark.parametrize("text", _PUBLISH_BODIES)
+def test_orjson_values_are_trusted_only_when_they_equal_json_parse(text: str) -> None:
+    exact = loads(text)
+    fast = loads_unchecked(text.encode())
+    assert fast is not None
+    trusted = only_safe_integers(fast)
+    # no float and no long integer: only the first three bodies, the one with extra fields and
+    # the repeated key whose last value is an integer
+    assert trusted is (text in (*_PUBLISH_BODIES[:2], _PUBLISH_BODIES[11], _PUBLISH_BODIES[15]))
+    if trusted:
+        assert fast == exact
+        assert [type(v) for v in _leaves(fast)] == [type(v) for v in _leaves(exact)]
+        assert canonical_json(fast, floats=False) == canonical_json(exact)
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a": NaN}', '{"a": "\\ud800"}', "[" * 2000, b"\xff".decode("latin-1"), ""]
+)
+def test_texts_orjson_refuses_are_left_to_the_exact_parser(text: str) -> None:
+    assert loads_unchecked(text.encode("utf-8", "surrogateescape")) is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("text", _PUBLISH_BODIES)
+async def test_a_publish_gets_the_version_id_of_the_exact_parse(
+    roost_server: EmulatorServer, text: str
+) -> None:
+    """Whichever parser read the body, the version id is the hash of JSON.stringify of the
+    version as JavaScript parsed it."""
+    roost_server.put_chunk(b"publish body")
+    text = text.replace("{site}", roost_server.site_id)
+    out: list[str] = []
+    _canonical(loads(text)["version"], out)
+    async with httpx.AsyncClient(base_url=roost_server.url, headers=roost_server.headers()) as client:
+        response = await client.post(
+            "/api/roosts/parsers01/versions", content=text, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code in (200, 201), response.text
+    assert response.json()["versionId"] == hashlib.sha256("".join(out).encode()).hexdigest()
 
 
 # -- chunk presence --------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 ``canonical_json`` takes orjson only where its answer is provably the standard path's; these
 properties run both paths (orjson, and the module with orjson taken away) on the same input.
-``loads`` stays on the standard parser: its float hook is what tells a float literal apart."""
+``loads`` stays on the standard parser: its hooks are what tell a float literal (and an integer
+JavaScript rounds) apart. ``loads_unchecked`` is orjson's parse, trusted only once
+``only_safe_integers`` finds no number it could have read differently."""
 
 from __future__ import annotations
 
@@ -22,7 +24,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from roost.testing import _jsonutil
-from roost.testing._jsonutil import JsonError, canonical_json, gc_paused, loads
+from roost.testing._jsonutil import (
+    JsonError,
+    _canonical,
+    canonical_json,
+    gc_paused,
+    loads,
+    loads_unchecked,
+    only_safe_integers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,20 +112,59 @@ def _same_canonical(value: Any, floats: bool) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(_PARSED_BIG)
+@given(_PARSED)
 @example({"b": 1, "a": [True, None, "x\u2028\x01"]})
 @example({"\U0001f600": 1, "\uff61": 2})  # code point order and UTF-16 order disagree
 @example({"a": 2**64})
 @example({"lone": "\ud800"})
-@example({"size": 2.0**53 + 2, "far": 1e300, "inf": math.inf})
-def test_canonical_json_of_a_parsed_value_is_the_standard_paths(value: Any) -> None:
+def test_canonical_json_of_a_value_without_floats_is_the_standard_paths(value: Any) -> None:
     _same_canonical(value, floats=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(_ANY)
+@given(st.one_of(_ANY, _PARSED_BIG))
+@example({"size": 2.0**53 + 2, "far": 1e300, "inf": math.inf})
 def test_canonical_json_with_any_float_is_the_standard_paths(value: Any) -> None:
     _same_canonical(value, floats=True)
+
+
+def _exact(value: Any) -> str:
+    out: list[str] = []
+    _canonical(value, out)
+    return "".join(out)
+
+
+# what a client may send: any JSON text, integers of any length included
+_SENT = _values(
+    st.one_of(st.none(), st.booleans(), _INTS, _TEXT, st.floats(allow_nan=False, allow_infinity=False))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SENT)
+@example({"size": 12345678901234567890, "n": 9007199254740993})
+@example([1e21, 2.0**53, 0.5])
+def test_canonical_json_of_a_parsed_text_is_the_exact_encoders(sent: Any) -> None:
+    """As the publish route uses them: ``floats`` says whether ``loads`` made any float."""
+    text = json.dumps(sent, ensure_ascii=False)
+    floats: list[str] = []
+    value = loads(text, floats=floats)
+    assert canonical_json(value, floats=bool(floats)) == _exact(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SENT)
+@example({"size": 12, "chunks": [{"hash": "a", "size": 12}]})
+@example({"big": 2**60})
+def test_an_orjson_value_is_trusted_only_where_it_is_the_exact_parsers(sent: Any) -> None:
+    raw = json.dumps(sent, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    fast = loads_unchecked(raw)
+    if fast is None or not only_safe_integers(fast):
+        return
+    floats: list[str] = []
+    exact = loads(raw, floats=floats)
+    assert floats == []
+    assert repr(fast) == repr(exact)
 
 
 def test_canonical_json_takes_orjson_for_a_plain_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,8 +229,8 @@ def test_the_emulator_json_works_without_orjson() -> None:
     )
     floats: list[str] = []
     expected = ascii(canonical_json(loads(text, floats=floats)))
-    assert floats == ["2.50"]
-    assert out == f"['2.50'] {expected} " + '{"k":[1,"x"]}'
+    assert floats == ["2.50", "12345678901234567890"]
+    assert out == f"['2.50', '12345678901234567890'] {expected} " + '{"k":[1,"x"]}'
 
 
 def test_the_sdk_never_imports_orjson() -> None:

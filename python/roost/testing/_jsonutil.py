@@ -23,7 +23,9 @@ __all__ = [
     "iso",
     "js_len",
     "loads",
+    "loads_unchecked",
     "now_ms",
+    "only_safe_integers",
     "sha256_hex",
 ]
 
@@ -78,6 +80,16 @@ def _js_int(text: str) -> int | float:
     return int(text) if abs(nearest) <= _MAX_SAFE else nearest
 
 
+def _reporting_js_int(floats: list[str]) -> Any:
+    def parse_int(literal: str) -> int | float:
+        value = _js_int(literal)
+        if type(value) is float:
+            floats.append(literal)
+        return value
+
+    return parse_int
+
+
 def _has_long_number(marked: bytes) -> bool:
     """Whether a number token of 16+ digits may be in the text ``marked`` came from (a false
     alarm only costs speed).
@@ -104,8 +116,9 @@ def _has_long_number(marked: bytes) -> bool:
 def loads(text: str | bytes, *, floats: list[str] | None = None) -> Any:
     """``JSON.parse``: no NaN/Infinity; raises :class:`JsonError` on anything invalid.
 
-    With ``floats``, the text of every float literal is appended to it: a value parsed without
-    one holds no float, which :func:`canonical_json` can then skip looking for."""
+    With ``floats``, the text of every number that became a float is appended to it (float
+    literals, and integer literals past 2**53, which JavaScript rounds): a value parsed with
+    none holds no float, which :func:`canonical_json` can then skip looking for."""
     hooks: dict[str, Any] = {"parse_constant": _reject_constant}
     if floats is not None:
 
@@ -119,13 +132,46 @@ def loads(text: str | bytes, *, floats: list[str] | None = None) -> Any:
             text = text.decode("utf-8")
         # the int hook costs a call per number; only a body with a long number needs it
         if _has_long_number(_marked(text)):
-            hooks["parse_int"] = _js_int
+            hooks["parse_int"] = _js_int if floats is None else _reporting_js_int(floats)
         # Not orjson: telling whether a text holds a float literal (which orjson cannot report)
         # took longer than the standard parser's whole pass, whose hook sees each one for free.
         with gc_paused() if len(text) >= _PAUSE_GC_FROM else contextlib.nullcontext():
             return json.loads(text, **hooks)
     except (ValueError, RecursionError) as exc:
         raise JsonError(str(exc)) from None
+
+
+def loads_unchecked(raw: bytes) -> Any | None:
+    """orjson's parse of ``raw`` (half the time of :func:`loads` on a large manifest), or
+    ``None`` where orjson is not installed or refuses the text (invalid JSON or UTF-8, NaN,
+    lone surrogates, integers past 64 bits, deep nesting: :func:`loads` then has the last word).
+
+    Not yet ``JSON.parse``: a float literal leaves no trace, and an integer past 2**53 stays
+    exact where JavaScript rounds it. The value is what :func:`loads` returns (with no float
+    literal to report) once it is shown to hold neither, by :func:`only_safe_integers` or by a
+    pass of the caller's own that looks at every number."""
+    if _ORJSON is None:
+        return None
+    try:
+        with gc_paused() if len(raw) >= _PAUSE_GC_FROM else contextlib.nullcontext():
+            return _ORJSON.loads(raw)
+    except _ORJSON.JSONDecodeError:
+        return None
+
+
+def only_safe_integers(value: Any) -> bool:
+    """Whether parsed JSON ``value`` holds no float and no integer past 2**53 in magnitude."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+        elif kind is float or (kind is int and not -_MAX_SAFE <= item <= _MAX_SAFE):
+            return False
+    return True
 
 
 @contextlib.contextmanager
@@ -158,7 +204,9 @@ def _js_number(value: float) -> str:
         return "null"
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) < 1e21:
+    if value.is_integer() and abs(value) <= _MAX_SAFE:
+        # past 2**53 a double's exact integer (12345678901234567168) is not what JavaScript
+        # writes (12345678901234567000): the shortest digits below, padded with zeros
         return str(int(value))
     sign = "-" if value < 0 else ""
     parsed = Decimal(repr(abs(value))).normalize().as_tuple()
@@ -220,9 +268,12 @@ def _canonical(value: Any, out: list[str]) -> None:
 def canonical_json(value: Any, *, floats: bool = True) -> str:
     """``JSON.stringify`` after recursively sorting object keys (UTF-16 order), as the server hashes.
 
-    ``floats=False``: the caller vouches that ``value`` was parsed by :func:`loads` from text
-    without a float literal (so its only floats stand for integer literals past 2**53), and the
-    encoder output is not searched for a float."""
+    ``floats=False``: the caller vouches that ``value`` holds no float (as :func:`loads` tells
+    by reporting none), and the encoder output is not searched for one."""
+    out: list[str] = []
+    if not isinstance(value, dict | list):  # a lone scalar: no container around a float token
+        _canonical(value, out)
+        return "".join(out)
     if not floats and _ORJSON is not None:
         encoded = _orjson_canonical(_ORJSON, value)
         if encoded is not None:
@@ -242,24 +293,19 @@ def canonical_json(value: Any, *, floats: bool = True) -> str:
         and (fast.isascii() or max(fast) < "\ue000")
     ):
         return fast
-    out: list[str] = []
     _canonical(value, out)
     return "".join(out)
 
 
-# what json.dumps and orjson write differently: floats (of a parsed value, past 2**53: 16
-# digits and ".0", or an exponent; non-finite ones are "null" in orjson) and, through key
-# order, characters from U+E000 up (UTF-8 lead bytes 0xEE-0xF4)
-# (one literal-prefixed pattern each: a search for ".0" then one of three is 1 ms, three
-# searches 6 ms, on a 20,000-file manifest)
-_ORJSON_UNSURE = (re.compile(rb"\.0[,\]}]"), re.compile(rb"e\+"), re.compile(rb"null"))
+# for a value without floats, orjson's sorted output differs from JavaScript's only through key
+# order: characters from U+E000 up (UTF-8 lead bytes 0xEE-0xF4) sort apart in UTF-16
 _HIGH_UTF8 = re.compile(rb"[\xee-\xff]")
 
 
 def _orjson_canonical(orjson: ModuleType, value: Any) -> str | None:
-    """orjson's sorted encoding where it is provably the standard encoder's, which is what
-    :func:`canonical_json` gives for a value without a float and without characters from
-    U+E000 up; ``None`` when not sure. A parsed value holds only dicts with string keys, lists,
+    """orjson's sorted encoding of a value without floats where it is provably the standard
+    encoder's, which is what :func:`canonical_json` gives for such a value without characters
+    from U+E000 up; ``None`` when not sure. A parsed value holds only dicts with string keys, lists,
     strings, ints, floats, bools and ``None``: orjson refuses (so ``None`` here) subclasses,
     dataclasses, dates, non-string keys, ints past 64 bits, lone surrogates and deep nesting."""
     try:
@@ -271,8 +317,6 @@ def _orjson_canonical(orjson: ModuleType, value: Any) -> str | None:
             | orjson.OPT_PASSTHROUGH_DATETIME,
         )
     except orjson.JSONEncodeError:
-        return None
-    if any(unsure.search(encoded) is not None for unsure in _ORJSON_UNSURE):
         return None
     if not encoded.isascii() and _HIGH_UTF8.search(encoded) is not None:
         return None

@@ -11,7 +11,16 @@ from starlette.responses import Response
 
 from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
-from .._jsonutil import canonical_json, gc_paused, iso, js_len, now_ms, sha256_hex
+from .._jsonutil import (
+    canonical_json,
+    gc_paused,
+    iso,
+    js_len,
+    loads_unchecked,
+    now_ms,
+    only_safe_integers,
+    sha256_hex,
+)
 from .._problems import not_found, problem, validation
 from .._refs import resolve_version, roost_parent
 from .._webhooks import enqueue_event
@@ -39,6 +48,9 @@ MEDIA_TYPE = "application/vnd.owlette.version.v1+json"
 
 MANIFEST_HOST = "https://owlette-emulator-manifests.r2.local"
 
+# JavaScript's Number.MAX_SAFE_INTEGER + 1: integers up to it parse exactly in every parser
+_MAX_SAFE = 2**53
+
 
 def checked_description(value: object, type_detail: str) -> str | None:
     """A version description (publish and patch): a string of at most 500 characters, counted as
@@ -63,8 +75,11 @@ def validate_version(version: Any) -> list[dict[str, Any]]:
     return validate_version_hashes(version)[0]
 
 
-def validate_version_hashes(version: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """:func:`validate_version`, and every chunk hash of the files in order (one pass for both)."""
+def validate_version_hashes(
+    version: Any, plain: list[str] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """:func:`validate_version`, and every chunk hash of the files in order (one pass for both).
+    ``plain``: what :func:`_plainly_valid` answered for these files already."""
     if not isinstance(version, dict):
         raise validation(
             "field `version` is required (oci version object)",
@@ -85,7 +100,7 @@ def validate_version_hashes(version: Any) -> tuple[list[dict[str, Any]], list[st
             "version.files must be a non-empty array",
             {"body.version.files": ["required non-empty array"]},
         )
-    digests = _plainly_valid(files)
+    digests = plain if plain is not None else _plainly_valid(files)
     if digests is None:
         _explain_invalid(files)
         digests = [c["hash"] for f in files for c in f["chunks"]]
@@ -93,30 +108,32 @@ def validate_version_hashes(version: Any) -> tuple[list[dict[str, Any]], list[st
 
 
 def _plainly_valid(files: list[Any]) -> list[str] | None:
-    """The common shape (objects, a path, integer sizes, chunk hashes), checked in one tight pass
-    with one regex over every hash; returns every chunk hash in order. ``None`` means "not
-    sure": :func:`_explain_invalid` decides and names the first bad entry."""
+    """The common shape (objects with exactly a path, a size and chunks, safe integer sizes,
+    chunks with exactly a hash and a size), checked in one tight pass with one regex over every
+    hash; returns every chunk hash in order. ``None`` means "not sure": :func:`_explain_invalid`
+    decides and names the first bad entry. A value it vouches for holds no float and no integer
+    past 2**53, so an orjson parse of it is exact (:func:`_publish_body`)."""
     digests: list[Any] = []
     add = digests.append
     try:
         for entry in files:
-            if type(entry) is not dict:
+            if type(entry) is not dict or len(entry) != 3:
                 return None
             path, size, chunks = entry["path"], entry["size"], entry["chunks"]
             if (
                 type(path) is not str
                 or not path
                 or type(size) is not int
-                or size < 0
+                or not 0 <= size <= _MAX_SAFE
                 or type(chunks) is not list
             ):
                 return None
             for chunk in chunks:
-                if type(chunk) is not dict:
+                if type(chunk) is not dict or len(chunk) != 2:
                     return None
                 add(chunk["hash"])
                 chunk_size = chunk["size"]
-                if type(chunk_size) is not int or chunk_size <= 0:
+                if type(chunk_size) is not int or not 0 < chunk_size <= _MAX_SAFE:
                     return None
     except KeyError:
         return None
@@ -174,11 +191,29 @@ async def versions_publish(ctx: Ctx) -> Response:
         return await _publish(ctx)
 
 
+async def _publish_body(ctx: Ctx) -> tuple[Any, list[str] | None]:
+    """The publish body and, when already known, every chunk hash of its version's files.
+
+    A 20,000-file manifest parses in half the time through orjson, whose value is
+    ``JSON.parse``'s once it holds no float and no integer past 2**53: for the files,
+    :func:`_plainly_valid`, which validation runs anyway, shows that; a walk shows it for the
+    rest of the body. Any other body is parsed again by the exact parser."""
+    value: Any = loads_unchecked(await ctx.body())
+    version = value.get("version") if type(value) is dict else None
+    if type(version) is dict and type(files := version.get("files")) is list and files:
+        digests = _plainly_valid(files)
+        rest = [v for k, v in value.items() if k != "version"]
+        rest += [v for k, v in version.items() if k != "files"]
+        if digests is not None and only_safe_integers(rest):
+            return value, digests
+    return await ctx.json_lenient(), None
+
+
 async def _publish(ctx: Ctx) -> Response:
     emu = ctx.emu
     store = emu.store
     roost_id = Ctx.resource_id(ctx.param("roostId"))
-    body = await ctx.json_lenient()
+    body, plain = await _publish_body(ctx)
     site_id = Ctx.site_id_from_body(body)
     principal = ctx.auth_roost(site_id, roost_id, "write")
     ctx.kill_switch(site_id)
@@ -187,7 +222,7 @@ async def _publish(ctx: Ctx) -> Response:
         return replay
     instance = f"/api/roosts/{roost_id}/versions"
     version = body.get("version")
-    files, hashes = validate_version_hashes(version)
+    files, hashes = validate_version_hashes(version, plain)
     provided: dict[str, Any] = {}
     if "name" in body and body["name"] is not None:
         if not isinstance(body["name"], str) or not body["name"].strip():
