@@ -112,7 +112,7 @@ def _plainly_valid(files: list[Any]) -> list[str] | None:
     chunks with exactly a hash and a size), checked in one tight pass with one regex over every
     hash; returns every chunk hash in order. ``None`` means "not sure": :func:`_explain_invalid`
     decides and names the first bad entry. A value it vouches for holds no float and no integer
-    past 2**53, so an orjson parse of it is exact (:func:`_publish_body`)."""
+    past 2**53, so an orjson parse of it is exact (:func:`_parsed_fast`)."""
     digests: list[Any] = []
     add = digests.append
     try:
@@ -192,13 +192,22 @@ async def versions_publish(ctx: Ctx) -> Response:
 
 
 async def _publish_body(ctx: Ctx) -> tuple[Any, list[str] | None]:
-    """The publish body and, when already known, every chunk hash of its version's files.
+    """The publish body and, when already known, every chunk hash of its version's files."""
+    fast = _parsed_fast(await ctx.body())
+    if fast is not None:
+        return fast
+    # (the fast value is gone: a large body is not held twice while it is parsed again)
+    return await ctx.json_lenient(), None
 
-    A 20,000-file manifest parses in half the time through orjson, whose value is
-    ``JSON.parse``'s once it holds no float and no integer past 2**53: for the files,
-    :func:`_plainly_valid`, which validation runs anyway, shows that; a walk shows it for the
-    rest of the body. Any other body is parsed again by the exact parser."""
-    value: Any = loads_unchecked(await ctx.body())
+
+def _parsed_fast(raw: bytes) -> tuple[Any, list[str]] | None:
+    """A publish body parsed by orjson (half the time of the exact parser on a 20,000-file
+    manifest) and every chunk hash of its files, or ``None``: not sure, parse it exactly.
+
+    orjson's value is ``JSON.parse``'s once it holds no float and no integer past 2**53: for the
+    files, :func:`_plainly_valid`, which validation runs anyway, shows that; a walk shows it for
+    the rest of the body."""
+    value: Any = loads_unchecked(raw)
     version = value.get("version") if type(value) is dict else None
     if type(version) is dict and type(files := version.get("files")) is list and files:
         digests = _plainly_valid(files)
@@ -206,7 +215,7 @@ async def _publish_body(ctx: Ctx) -> tuple[Any, list[str] | None]:
         rest += [v for k, v in version.items() if k != "files"]
         if digests is not None and only_safe_integers(rest):
             return value, digests
-    return await ctx.json_lenient(), None
+    return None
 
 
 async def _publish(ctx: Ctx) -> Response:
