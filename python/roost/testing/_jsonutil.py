@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 __all__ = [
+    "MAX_SAFE",
     "JsonError",
     "canonical_json",
     "dumps",
@@ -53,7 +54,9 @@ def _reject_constant(name: str) -> Any:
     raise JsonError(f"invalid JSON constant {name}")
 
 
-_MAX_SAFE = 2**53
+#: Number.MAX_SAFE_INTEGER + 1: every integer up to it in magnitude is an exact double, so
+#: JavaScript reads it as written
+MAX_SAFE = 2**53
 # Number tokens are looked for in the UTF-8 bytes with every ASCII digit marked "0", "," and "["
 # marked ":" and whitespace marked " ": a regex whose first byte is a literal scans a 2.5 MB
 # manifest about 3 times faster than one that starts with a character class. A false match only
@@ -77,7 +80,7 @@ def _js_int(text: str) -> int | float:
     if len(text.lstrip("-")) <= 15:
         return int(text)
     nearest = float(text)
-    return int(text) if abs(nearest) <= _MAX_SAFE else nearest
+    return int(text) if abs(nearest) <= MAX_SAFE else nearest
 
 
 def _reporting_js_int(floats: list[str]) -> Any:
@@ -169,7 +172,7 @@ def only_safe_integers(value: Any) -> bool:
             pending.extend(item.values())
         elif kind is list:
             pending.extend(item)
-        elif kind is float or (kind is int and not -_MAX_SAFE <= item <= _MAX_SAFE):
+        elif kind is float or (kind is int and not -MAX_SAFE <= item <= MAX_SAFE):
             return False
     return True
 
@@ -204,7 +207,7 @@ def _js_number(value: float) -> str:
         return "null"
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) <= _MAX_SAFE:
+    if value.is_integer() and abs(value) <= MAX_SAFE:
         # past 2**53 a double's exact integer (12345678901234567168) is not what JavaScript
         # writes (12345678901234567000): the shortest digits below, padded with zeros
         return str(int(value))

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from .._core import SHA256_RE, Ctx, RouteTable, all_sha256, ok, paginate, with_pagination
 from .._emulator import Emulator
 from .._jsonutil import (
+    MAX_SAFE,
     canonical_json,
     gc_paused,
     iso,
@@ -47,9 +48,6 @@ MEDIA_TYPE = "application/vnd.owlette.version.v1+json"
 
 
 MANIFEST_HOST = "https://owlette-emulator-manifests.r2.local"
-
-# JavaScript's Number.MAX_SAFE_INTEGER + 1: integers up to it parse exactly in every parser
-_MAX_SAFE = 2**53
 
 
 def checked_description(value: object, type_detail: str) -> str | None:
@@ -124,7 +122,7 @@ def _plainly_valid(files: list[Any]) -> list[str] | None:
                 type(path) is not str
                 or not path
                 or type(size) is not int
-                or not 0 <= size <= _MAX_SAFE
+                or not 0 <= size <= MAX_SAFE
                 or type(chunks) is not list
             ):
                 return None
@@ -133,7 +131,7 @@ def _plainly_valid(files: list[Any]) -> list[str] | None:
                     return None
                 add(chunk["hash"])
                 chunk_size = chunk["size"]
-                if type(chunk_size) is not int or not 0 < chunk_size <= _MAX_SAFE:
+                if type(chunk_size) is not int or not 0 < chunk_size <= MAX_SAFE:
                     return None
     except KeyError:
         return None
