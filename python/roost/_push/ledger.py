@@ -32,7 +32,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice, repeat
+from itertools import repeat
 
 from ..chunker._hash_cache import cache_dir
 
@@ -110,8 +110,6 @@ class Ledger:
         try:
             with _locked(self.path):
                 on_disk = self if self._unchanged_on_disk() else Ledger.load(self.path)
-                if on_disk is self and self._holds_already(fresh, roost_id, head):
-                    return True  # an unchanged re-push: the file would be written as it is
                 chunks = dict(on_disk.chunks)
                 if on_disk is not self:
                     chunks.update(dict.fromkeys(c for c in self.chunks if c not in chunks))
@@ -130,19 +128,6 @@ class Ledger:
         except OSError:
             return False
         return True
-
-    def _holds_already(self, fresh: list[bytes], roost_id: str | None, head: KnownHead | None) -> bool:
-        """Whether recording would change nothing: ``fresh`` are the most recently used chunks
-        already, in this order, and the roost's head is the last one recorded."""
-        if (
-            roost_id is not None
-            and head is not None
-            and (self.heads.get(roost_id) != head or next(reversed(self.heads)) != roost_id)
-        ):
-            return False
-        newest = list(islice(reversed(self.chunks), len(fresh)))
-        newest.reverse()
-        return newest == fresh
 
     def _unchanged_on_disk(self) -> bool:
         """Whether the file is still the one loaded (or written) last: no other push wrote since."""
